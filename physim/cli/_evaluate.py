@@ -1,0 +1,65 @@
+"""Rollout evaluation of a trained task on a data split, written as a report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from rich.progress import track
+from torch.utils.data import DataLoader
+
+from physim.data import TrajectoryDataModule
+from physim.rollout import RolloutReport, metrics
+from physim.tasks import AutoregressiveSurrogate
+
+
+@torch.inference_mode()
+def write_rollout_report(
+    task: AutoregressiveSurrogate,
+    datamodule: TrajectoryDataModule,
+    out_dir: str | Path,
+    *,
+    split: str = "test",
+    sample: int = 0,
+    plot_times: int = 4,
+    batch_size: int | None = None,
+) -> dict[str, float]:
+    """Roll ``task`` out over every trajectory of ``split`` and write the report.
+
+    Each trajectory's first ``time_history`` frames are the initial window; the rest are
+    predicted autoregressively and compared with the truth and with the persistence
+    baseline (the last input frame repeated). Writes ``rollout.nc``, ``metrics.json``
+    and PNG figures to ``out_dir``, prints the metrics table, and returns the summary.
+    """
+    datamodule.setup("test")
+    task.eval()
+    dataset = datamodule.rollout_dataset(split)
+    loader = DataLoader(dataset, batch_size=batch_size or datamodule.eval_batch_size)
+    t_in = task.hparams.time_history
+    preds, targets, baselines, first_nonfinite = [], [], [], []
+    for batch in track(loader, description=f"Rollout ({split})"):
+        trajectory = batch["trajectory"].to(task.device)
+        pred, nonfinite = task.rollout(trajectory)
+        preds.append(pred.cpu())
+        targets.append(trajectory[:, t_in:].cpu())
+        baselines.append(
+            metrics.persistence_baseline(trajectory[:, t_in - 1], pred.shape[1]).cpu()
+        )
+        first_nonfinite.append(nonfinite.cpu())
+    file = datamodule.files[split]
+    stride = datamodule.time_stride
+    times = file.times[::stride][t_in : t_in + preds[0].shape[1]]
+    report = RolloutReport(
+        torch.cat(preds),
+        torch.cat(targets),
+        times=times,
+        coords=file.coords,
+        channel_names=file.channel_names,
+        first_nonfinite=torch.cat(first_nonfinite),
+        baseline=torch.cat(baselines),
+        correlation_threshold=task.hparams.correlation_threshold,
+        attrs={"dataset": str(file.path), "split": split, "time_history": t_in},
+    )
+    report.write(out_dir, sample=sample, n_times=plot_times)
+    report.print_table()
+    return report.metrics()

@@ -1,0 +1,5 @@
+"""Backbones as plain ``nn.Module``s (no Lightning): ``(B, C_in, *space) -> (B, C_out, *space)``."""
+
+from ._fno import FNO
+
+__all__ = ["FNO"]

@@ -1,0 +1,57 @@
+"""The Fourier neural operator, from neuraloperator, with a checkpoint-safe state dict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import neuralop.models
+from torch import nn
+
+
+class FNO(neuralop.models.FNO, name="physim_fno"):
+    """neuraloperator's FNO (1-D, 2-D or 3-D by ``len(n_modes)``), unchanged in maths.
+
+    ``(B, in_channels, *space) -> (B, out_channels, *space)``; works at any resolution
+    with at least ``n_modes`` points per dimension.
+
+    The one change: neuraloperator's ``state_dict()`` adds a top-level ``_metadata`` entry
+    holding python objects (e.g. ``F.gelu``), which breaks Lightning checkpoints loaded
+    with ``weights_only=True`` and lands at the root of any parent's state dict. Here
+    ``state_dict``/``load_state_dict`` are the plain ``nn.Module`` ones.
+
+    Args:
+        in_channels: input channels (history frames x field channels [+ conditioning]).
+        out_channels: output channels (future frames x field channels).
+        n_modes: Fourier modes kept per dimension, counting positive *and* negative
+            frequencies: ``(24, 24)`` is the FNO paper's "12 modes".
+        hidden_channels: width of the Fourier layers (the paper's 20 for NS-2D).
+        n_layers: number of Fourier layers.
+        **kwargs: any other ``neuralop.models.FNO`` option (plain values only).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_modes: Sequence[int],
+        hidden_channels: int = 32,
+        n_layers: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            n_modes=tuple(int(m) for m in n_modes),
+            in_channels=in_channels,
+            out_channels=out_channels,
+            hidden_channels=hidden_channels,
+            n_layers=n_layers,
+            **kwargs,
+        )
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return nn.Module.state_dict(self, *args, **kwargs)
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        return nn.Module.load_state_dict(self, state_dict, strict=strict, assign=assign)

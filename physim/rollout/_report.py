@@ -1,0 +1,669 @@
+"""The rollout evaluation report: summary and per-step metrics, netCDF, PNGs, table.
+
+One :class:`RolloutReport` serves every stepper (surrogate, solver, hybrid): it takes
+the predicted and true trajectories and writes everything an evaluation needs.
+Trajectories that went non-finite are excluded from every mean and counted separately
+(with the earliest step one appeared), so a single blow-up never turns the summary into
+NaN.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor
+
+from . import metrics as M
+
+__all__ = ["RolloutReport"]
+
+#: Names of the dims that the report itself uses; spatial coords must not reuse them.
+_RESERVED_DIMS = ("sample", "time", "channel", "wavenumber")
+
+#: Summary keys in table order, with a one-line meaning for the table.
+_SUMMARY_DESCRIPTIONS = {
+    "num_trajectories": "trajectories evaluated",
+    "num_nonfinite": "trajectories that went NaN/Inf (excluded from the means)",
+    "first_nonfinite_step": "earliest step at which one went non-finite (-1: none)",
+    "rel_l2_mean": "relative L2 error, mean over steps and finite trajectories",
+    "rel_l2_first_half": "relative L2 error, mean over the first half of the steps",
+    "rel_l2_final": "relative L2 error at the final step",
+    "mse_mean": "mean squared error, mean over steps and finite trajectories",
+    "correlation_time_batch": "high-correlation time of the batch-mean correlation",
+    "correlation_time_mean": "per-trajectory correlation time, mean",
+    "correlation_threshold": "correlation threshold of the two times above",
+    "baseline_rel_l2_mean": "persistence baseline: relative L2 error, mean",
+    "baseline_ratio": "baseline / model relative L2 (> 1: model beats persistence)",
+}
+
+#: Samples per chunk when computing metrics, bounded to ~2**24 values per tensor.
+_CHUNK_VALUES = 2**24
+
+
+def _to_cpu(x: Tensor, name: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"RolloutReport: {name} must be a torch.Tensor, got {type(x).__name__}."
+        )
+    return x.detach().cpu()
+
+
+def _numpy(x: Tensor) -> np.ndarray:
+    """CPU numpy copy; bfloat16 (which numpy lacks) goes to float32."""
+    if x.dtype == torch.bfloat16:
+        x = x.float()
+    return x.detach().cpu().numpy()
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary sibling, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _netcdf_attr(value: Any) -> Any:
+    """A netCDF-safe attribute: numbers and strings as they are, others as text."""
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, str | int | float | np.integer | np.floating):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple | np.ndarray) and all(
+        isinstance(v, int | float | np.integer | np.floating)
+        and not isinstance(v, bool)
+        for v in value
+    ):
+        return np.asarray(value)
+    try:
+        return json.dumps(value)
+    except TypeError:
+        return str(value)
+
+
+def _json_value(value: float) -> float | None:
+    """JSON has no NaN/Inf: write them as ``null``."""
+    return value if math.isfinite(value) else None
+
+
+class RolloutReport:
+    """Metrics, netCDF file, figures and a table for one rollout evaluation.
+
+    Args:
+        pred: predictions ``[N, T, C, *space]`` (any device/dtype; kept on the CPU).
+        target: truth, same shape.
+        times: the physical times of the ``T`` predicted frames.
+        coords: one entry per spatial dim, in order, name -> cell positions (e.g.
+            ``{"x": ..., "y": ...}``); the names become the netCDF dims.
+        channel_names: ``C`` names.
+        first_nonfinite: ``[N]`` first non-finite step per trajectory (-1: none), as
+            returned by :func:`physim.rollout.rollout`. It is merged with a check of
+            ``pred`` itself, so ``None`` (check only) is always safe.
+        baseline: a reference forecast of ``target``'s shape, usually
+            :func:`physim.rollout.metrics.persistence_baseline`.
+        correlation_threshold: threshold for the correlation times.
+        attrs: extra attributes for the netCDF file (dataset, split, model...).
+        output_interval: time between frames, for the correlation times; ``None``
+            takes the spacing of ``times`` (which must then be uniform; 1.0 when there
+            is a single frame).
+
+    Raises:
+        ValueError: when shapes, times, coords or names do not match.
+    """
+
+    def __init__(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        *,
+        times: Sequence[float] | Tensor | np.ndarray,
+        coords: dict[str, Sequence[float]],
+        channel_names: Sequence[str],
+        first_nonfinite: Tensor | None = None,
+        baseline: Tensor | None = None,
+        correlation_threshold: float = 0.8,
+        attrs: dict | None = None,
+        output_interval: float | None = None,
+    ) -> None:
+        self.pred = _to_cpu(pred, "pred")
+        self.target = _to_cpu(target, "target")
+        if self.pred.shape != self.target.shape or self.pred.ndim < 3:
+            raise ValueError(
+                "RolloutReport: pred and target must both be [N, T, C, *space] with "
+                f"the same shape, got pred {tuple(self.pred.shape)} and target "
+                f"{tuple(self.target.shape)}."
+            )
+        n, t, c, *space = self.pred.shape
+        if n < 1 or t < 1:
+            raise ValueError(
+                f"RolloutReport: need at least one trajectory and one step, got pred "
+                f"shape {tuple(self.pred.shape)}."
+            )
+        self.times = np.asarray(
+            _numpy(times) if isinstance(times, Tensor) else times, dtype=np.float64
+        ).reshape(-1)
+        if self.times.shape != (t,):
+            raise ValueError(
+                f"RolloutReport: times must hold one time per predicted step ({t}), "
+                f"got {self.times.shape[0]} values."
+            )
+        self.coords = {str(k): np.asarray(v).reshape(-1) for k, v in coords.items()}
+        if len(self.coords) != len(space) or any(
+            len(v) != s for v, s in zip(self.coords.values(), space, strict=False)
+        ):
+            got = {k: len(v) for k, v in self.coords.items()}
+            raise ValueError(
+                "RolloutReport: coords must give one 1-D coordinate per spatial dim "
+                f"of shape {tuple(space)}, in order; got lengths {got}."
+            )
+        clash = [k for k in self.coords if k in _RESERVED_DIMS]
+        if clash:
+            raise ValueError(
+                f"RolloutReport: coords names {clash} are reserved ({_RESERVED_DIMS}); "
+                "rename the spatial dims (e.g. x, y, z)."
+            )
+        self.channel_names = [str(name) for name in channel_names]
+        if len(self.channel_names) != c:
+            raise ValueError(
+                f"RolloutReport: channel_names has {len(self.channel_names)} names for "
+                f"{c} channels: {self.channel_names}."
+            )
+        self.baseline = None if baseline is None else _to_cpu(baseline, "baseline")
+        if self.baseline is not None and self.baseline.shape != self.target.shape:
+            raise ValueError(
+                f"RolloutReport: baseline shape {tuple(self.baseline.shape)} differs "
+                f"from target shape {tuple(self.target.shape)}."
+            )
+        if not -1.0 <= correlation_threshold <= 1.0:
+            raise ValueError(
+                "RolloutReport: correlation_threshold must lie in [-1, 1], got "
+                f"{correlation_threshold}."
+            )
+        self.correlation_threshold = float(correlation_threshold)
+        self.attrs = dict(attrs or {})
+        self.output_interval = self._output_interval(output_interval)
+        self.first_nonfinite = self._merge_nonfinite(first_nonfinite)
+        self.finite = self.first_nonfinite < 0
+        self._per_sample = self._compute_per_sample()
+        self._spectra: dict[str, np.ndarray] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def _output_interval(self, output_interval: float | None) -> float:
+        if output_interval is not None:
+            if not (math.isfinite(output_interval) and output_interval > 0):
+                raise ValueError(
+                    "RolloutReport: output_interval must be a positive number, got "
+                    f"{output_interval!r}."
+                )
+            return float(output_interval)
+        if self.times.shape[0] == 1:
+            return 1.0
+        spacing = np.diff(self.times)
+        if not np.allclose(spacing, spacing.mean(), rtol=1e-5, atol=0.0) or (
+            spacing.mean() <= 0
+        ):
+            raise ValueError(
+                "RolloutReport: times are not uniformly increasing "
+                f"({self.times[:5].tolist()}...); pass output_interval explicitly."
+            )
+        return float(spacing.mean())
+
+    def _merge_nonfinite(self, given: Tensor | None) -> Tensor:
+        found = M.first_nonfinite_step(self.pred)
+        if given is None:
+            return found
+        given = _to_cpu(given, "first_nonfinite").long().reshape(-1)
+        if given.shape != found.shape:
+            raise ValueError(
+                f"RolloutReport: first_nonfinite must have one entry per trajectory "
+                f"({found.shape[0]}), got shape {tuple(given.shape)}."
+            )
+        # The earliest step either source knows about; -1 only where both say finite.
+        big = torch.iinfo(torch.long).max
+        merged = torch.minimum(
+            given.where(given >= 0, big), found.where(found >= 0, big)
+        )
+        return merged.where(merged < big, -1)
+
+    def _chunks(self) -> list[slice]:
+        per_sample = max(1, math.prod(self.pred.shape[1:]))
+        size = max(1, _CHUNK_VALUES // per_sample)
+        n = self.pred.shape[0]
+        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def _compute_per_sample(self) -> dict[str, np.ndarray]:
+        """``[N, T]`` float64 metrics, in sample chunks so memory stays bounded."""
+        names = ["mse", "relative_l2", "correlation"]
+        if self.baseline is not None:
+            names += ["baseline_relative_l2", "baseline_correlation"]
+        out: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for part in self._chunks():
+            pred = self.pred[part].double()
+            target = self.target[part].double()
+            out["mse"].append(M.mse(pred, target).numpy())
+            out["relative_l2"].append(M.relative_l2(pred, target).numpy())
+            out["correlation"].append(M.pearson_correlation(pred, target).numpy())
+            if self.baseline is not None:
+                base = self.baseline[part].double()
+                out["baseline_relative_l2"].append(M.relative_l2(base, target).numpy())
+                out["baseline_correlation"].append(
+                    M.pearson_correlation(base, target).numpy()
+                )
+        return {name: np.concatenate(parts) for name, parts in out.items()}
+
+    def spectra(self) -> dict[str, np.ndarray]:
+        """Per-sample ``error_spectrum`` and ``truth_spectrum``, ``[N, T, K]`` float64.
+
+        Empty when the data have no spatial dims.
+        """
+        if self._spectra is None:
+            self._spectra = {}
+            if self.pred.ndim > 3:
+                error, truth = [], []
+                for part in self._chunks():
+                    target = self.target[part].double()
+                    error.append(
+                        M.error_spectrum(self.pred[part].double(), target).numpy()
+                    )
+                    truth.append(M.power_spectrum(target).numpy())
+                self._spectra = {
+                    "error_spectrum": np.concatenate(error),
+                    "truth_spectrum": np.concatenate(truth),
+                }
+        return self._spectra
+
+    # ---------------------------------------------------------------- metrics
+    @property
+    def num_steps(self) -> int:
+        return self.pred.shape[1]
+
+    def _finite_rows(self, name: str) -> np.ndarray:
+        return self._per_sample[name][self.finite.numpy()]
+
+    def metrics(self) -> dict[str, float]:
+        """Summary metrics over the finite trajectories (see the table for meanings).
+
+        Keys: ``num_trajectories``, ``num_nonfinite``, ``first_nonfinite_step``,
+        ``rel_l2_mean``, ``rel_l2_first_half``, ``rel_l2_final``, ``mse_mean``,
+        ``correlation_time_batch``, ``correlation_time_mean``,
+        ``correlation_threshold`` and, with a baseline, ``baseline_rel_l2_mean`` and
+        ``baseline_ratio``. Means are NaN only when *every* trajectory is non-finite
+        (``num_nonfinite == num_trajectories`` then says why).
+        """
+        rel = self._finite_rows("relative_l2")
+        corr = self._finite_rows("correlation")
+        bad = self.first_nonfinite[~self.finite]
+        half = max(1, self.num_steps // 2)
+
+        def mean(values: np.ndarray) -> float:
+            return float(values.mean()) if values.size else math.nan
+
+        summary = {
+            "num_trajectories": float(self.pred.shape[0]),
+            "num_nonfinite": float(bad.numel()),
+            "first_nonfinite_step": float(bad.min()) if bad.numel() else -1.0,
+            "rel_l2_mean": mean(rel),
+            "rel_l2_first_half": mean(rel[:, :half]),
+            "rel_l2_final": mean(rel[:, -1]),
+            "mse_mean": mean(self._finite_rows("mse")),
+            "correlation_time_batch": math.nan,
+            "correlation_time_mean": math.nan,
+            "correlation_threshold": self.correlation_threshold,
+        }
+        if corr.shape[0]:
+            corr_t = torch.from_numpy(corr)
+            thr, dt = self.correlation_threshold, self.output_interval
+            summary["correlation_time_batch"] = float(
+                M.batch_correlation_time(corr_t, thr, dt)
+            )
+            summary["correlation_time_mean"] = float(
+                M.correlation_time(corr_t, thr, dt).mean()
+            )
+        if self.baseline is not None:
+            # Over the same (finite) trajectories as the model, for a fair ratio.
+            base = mean(self._finite_rows("baseline_relative_l2"))
+            summary["baseline_rel_l2_mean"] = base
+            model = summary["rel_l2_mean"]
+            summary["baseline_ratio"] = base / model if model > 0 else math.nan
+        return summary
+
+    def per_step(self) -> xr.Dataset:
+        """Per-step metrics: batch means over finite trajectories and per-sample values.
+
+        Dims ``time`` (coordinate: the physical times, plus ``step``, the step index)
+        and ``sample``. Variables ``mse``, ``relative_l2``, ``correlation`` (and the
+        ``baseline_*`` ones) with dims ``(time,)``; ``<name>_sample`` with dims
+        ``(sample, time)``; ``first_nonfinite`` and ``finite`` with dims ``(sample,)``.
+        """
+        finite = self.finite.numpy()
+        data: dict[str, Any] = {}
+        for name, values in self._per_sample.items():
+            rows = values[finite]
+            mean = (
+                rows.mean(axis=0) if rows.shape[0] else np.full(self.num_steps, np.nan)
+            )
+            data[name] = (
+                ("time",),
+                mean,
+                {"long_name": f"{name}, mean over finite samples"},
+            )
+            data[f"{name}_sample"] = (("sample", "time"), values)
+        data["first_nonfinite"] = (("sample",), self.first_nonfinite.numpy())
+        data["finite"] = (("sample",), finite)
+        coords = {
+            "time": self.times,
+            "step": ("time", np.arange(self.num_steps)),
+            "sample": np.arange(self.pred.shape[0]),
+        }
+        return xr.Dataset(
+            data,
+            coords=coords,
+            attrs={"correlation_threshold": self.correlation_threshold},
+        )
+
+    def to_dataset(self) -> xr.Dataset:
+        """Everything in one :class:`xarray.Dataset` (what :meth:`to_netcdf` writes)."""
+        space_dims = tuple(self.coords)
+        dims = ("sample", "time", "channel", *space_dims)
+        ds = self.per_step()
+        ds["prediction"] = (dims, _numpy(self.pred))
+        ds["truth"] = (dims, _numpy(self.target))
+        ds = ds.assign_coords(channel=self.channel_names, **self.coords)
+        for name, values in self.spectra().items():
+            ds[name] = (("sample", "time", "wavenumber"), values)
+        if self.spectra():
+            k = next(iter(self.spectra().values())).shape[-1]
+            ds = ds.assign_coords(wavenumber=np.arange(k))
+        attrs = {k: _netcdf_attr(v) for k, v in self.attrs.items()}
+        attrs.update({f"summary_{k}": v for k, v in self.metrics().items()})
+        attrs["correlation_threshold"] = self.correlation_threshold
+        attrs["output_interval"] = self.output_interval
+        ds.attrs.update(attrs)
+        return ds
+
+    def to_netcdf(self, path: str | Path) -> Path:
+        """Write :meth:`to_dataset` (engine h5netcdf) atomically: temp, then rename."""
+        dataset = self.to_dataset()
+        return _atomic_write(
+            Path(path), lambda tmp: dataset.to_netcdf(tmp, engine="h5netcdf")
+        )
+
+    # ------------------------------------------------------------------ output
+    def plot(
+        self, out_dir: str | Path, *, sample: int = 0, n_times: int = 4
+    ) -> list[Path]:
+        """Write the figures as PNGs; return their paths.
+
+        ``fields.png`` (truth / prediction / error of ``sample`` at ``n_times`` times),
+        ``error_vs_step.png`` (relative L2 and correlation against time) and, for
+        spatial data, ``error_spectrum.png`` (error and truth spectra, log-log).
+        """
+        if not 0 <= sample < self.pred.shape[0]:
+            raise ValueError(
+                f"RolloutReport.plot: sample must be in [0, {self.pred.shape[0] - 1}], "
+                f"got {sample}."
+            )
+        if n_times < 1:
+            raise ValueError(
+                f"RolloutReport.plot: n_times must be >= 1, got {n_times}."
+            )
+        out = Path(out_dir)
+        steps = sorted(
+            {
+                int(round(s))
+                for s in np.linspace(
+                    0, self.num_steps - 1, min(n_times, self.num_steps)
+                )
+            }
+        )
+        figures = {
+            "fields.png": _plot_fields(self, sample, steps),
+            "error_vs_step.png": _plot_error_vs_step(self),
+        }
+        if self.spectra():
+            figures["error_spectrum.png"] = _plot_spectrum(self, steps)
+        return [
+            _atomic_write(
+                out / name, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=100)
+            )
+            for name, fig in figures.items()
+        ]
+
+    def table(self) -> Table:
+        """The summary metrics as a rich table."""
+        table = Table(
+            title=f"Rollout metrics ({self.pred.shape[0]} trajectories, "
+            f"{self.num_steps} steps)"
+        )
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        table.add_column("meaning", style="dim")
+        for key, value in self.metrics().items():
+            text = (
+                f"{int(value)}"
+                if key.startswith(("num_", "first_"))
+                else f"{value:.4g}"
+            )
+            table.add_row(key, text, _SUMMARY_DESCRIPTIONS.get(key, ""))
+        return table
+
+    def print_table(self, console: Console | None = None) -> None:
+        """Print :meth:`table` to ``console`` (default: a new rich console)."""
+        (console or Console()).print(self.table())
+
+    def write(
+        self, out_dir: str | Path, *, sample: int = 0, n_times: int = 4
+    ) -> dict[str, Path]:
+        """Write ``rollout.nc``, ``metrics.json`` and the PNGs into ``out_dir``.
+
+        Returns:
+            ``{"netcdf": ..., "metrics": ..., "<figure stem>": ...}`` paths.
+        """
+        out = Path(out_dir)
+        paths = {"netcdf": self.to_netcdf(out / "rollout.nc")}
+        summary = {k: _json_value(v) for k, v in self.metrics().items()}
+        text = json.dumps(summary, indent=2) + "\n"
+        paths["metrics"] = _atomic_write(
+            out / "metrics.json", lambda tmp: tmp.write_text(text)
+        )
+        for path in self.plot(out, sample=sample, n_times=n_times):
+            paths[path.stem] = path
+        return paths
+
+
+# ---------------------------------------------------------------------- figures
+# Figures are built with ``matplotlib.figure.Figure`` directly, not pyplot: no global
+# figure registry (so nothing to close or leak), and rendering uses the Agg canvas
+# whatever backend pyplot would pick. matplotlib is imported here, on first use, to
+# keep ``import physim.rollout`` light for training code that never plots.
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _finite_mean(values: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    rows = values[finite]
+    return rows.mean(axis=0) if rows.shape[0] else np.full(values.shape[1:], np.nan)
+
+
+def _limits(*arrays: np.ndarray, symmetric: bool = False) -> tuple[float, float]:
+    """Colour limits from the finite values (NaN/Inf would otherwise poison them)."""
+    values = np.concatenate([a[np.isfinite(a)].ravel() for a in arrays])
+    if values.size == 0:
+        return (-1.0, 1.0)
+    if symmetric:
+        top = float(np.abs(values).max()) or 1.0
+        return (-top, top)
+    low, high = float(values.min()), float(values.max())
+    return (low, high) if high > low else (low - 1.0, high + 1.0)
+
+
+def _plot_fields(report: RolloutReport, sample: int, steps: list[int]) -> Any:
+    """Truth / prediction / error of one sample at the chosen steps.
+
+    2-D (and the middle slice of higher-D) data are images with one colour scale per
+    channel shared by the truth and prediction rows (taken from the truth, so a
+    blown-up prediction saturates rather than washing the truth out) and a symmetric
+    one for the error row; 1-D data are lines over x; data without space are lines
+    over time.
+    """
+    truth = _numpy(report.target[sample]).astype(np.float64)
+    pred = _numpy(report.pred[sample]).astype(np.float64)
+    names = list(report.coords)
+    channels = report.channel_names
+    title = f"sample {sample}"
+    if truth.ndim == 2:  # [T, C]: no space
+        fig = _figure(4.0 * len(channels), 3.0)
+        axes = fig.subplots(1, len(channels), squeeze=False)[0]
+        for c, ax in enumerate(axes):
+            ax.plot(report.times, truth[:, c], label="truth")
+            ax.plot(report.times, pred[:, c], "--", label="prediction")
+            ax.set(title=f"{channels[c]} ({title})", xlabel="time")
+            ax.legend()
+        return fig
+    if truth.ndim == 3:  # [T, C, X]: lines over x
+        x = report.coords[names[0]]
+        fig = _figure(3.2 * len(steps), 2.6 * len(channels))
+        axes = fig.subplots(len(channels), len(steps), squeeze=False, sharey="row")
+        for c in range(len(channels)):
+            for j, s in enumerate(steps):
+                ax = axes[c, j]
+                ax.plot(x, truth[s, c], label="truth")
+                ax.plot(x, pred[s, c], "--", label="prediction")
+                ax.set_title(f"{channels[c]}, t={report.times[s]:.4g}")
+                ax.set_xlabel(names[0])
+            axes[c, 0].legend()
+        fig.suptitle(title)
+        return fig
+    # [T, C, X, Y, *rest]: images; the middle slice of any further dims.
+    middle = tuple(n // 2 for n in truth.shape[4:])
+    if middle:
+        title += ", middle slice in " + ", ".join(names[2:])
+    truth = truth[(..., *middle)]
+    pred = pred[(..., *middle)]
+    error = pred - truth
+    x, y = report.coords[names[0]], report.coords[names[1]]
+    extent = (float(x[0]), float(x[-1]), float(y[0]), float(y[-1]))
+    fig = _figure(2.6 * len(steps) + 1.0, 2.4 * 3 * len(channels))
+    axes = fig.subplots(3 * len(channels), len(steps), squeeze=False)
+    for c, channel in enumerate(channels):
+        scale = _limits(truth[steps, c])
+        rows = [
+            ("truth", truth, scale, "viridis"),
+            ("prediction", pred, scale, "viridis"),
+            ("error", error, _limits(error[steps, c], symmetric=True), "RdBu_r"),
+        ]
+        for r, (label, field, (vmin, vmax), cmap) in enumerate(rows):
+            row = axes[3 * c + r]
+            for j, s in enumerate(steps):
+                image = row[j].imshow(
+                    field[s, c].T,
+                    origin="lower",
+                    extent=extent,
+                    cmap=cmap,
+                    vmin=vmin,
+                    vmax=vmax,
+                    aspect="auto",
+                )
+                row[j].set_xticks([])
+                row[j].set_yticks([])
+                if r == 0:
+                    row[j].set_title(f"t={report.times[s]:.4g}")
+            row[0].set_ylabel(f"{channel}\n{label}")
+            fig.colorbar(image, ax=row.tolist(), shrink=0.9)
+    fig.suptitle(title)
+    return fig
+
+
+def _plot_error_vs_step(report: RolloutReport) -> Any:
+    """Relative L2 and correlation against time (finite-trajectory means)."""
+    finite = report.finite.numpy()
+    per_sample = report._per_sample
+    fig = _figure(10.0, 3.6)
+    ax_err, ax_corr = fig.subplots(1, 2)
+    times = report.times
+    rel = _finite_mean(per_sample["relative_l2"], finite)
+    ax_err.plot(times, rel, label="model")
+    corr = _finite_mean(per_sample["correlation"], finite)
+    ax_corr.plot(times, corr, label="model")
+    if "baseline_relative_l2" in per_sample:
+        ax_err.plot(
+            times,
+            _finite_mean(per_sample["baseline_relative_l2"], finite),
+            "--",
+            label="persistence",
+        )
+        ax_corr.plot(
+            times,
+            _finite_mean(per_sample["baseline_correlation"], finite),
+            "--",
+            label="persistence",
+        )
+    ax_corr.axhline(
+        report.correlation_threshold,
+        color="grey",
+        linestyle=":",
+        label=f"threshold {report.correlation_threshold:g}",
+    )
+    if np.all(np.isfinite(rel)) and np.all(rel > 0):
+        ax_err.set_yscale("log")
+    ax_err.set(xlabel="time", ylabel="relative L2 error")
+    ax_corr.set(xlabel="time", ylabel="correlation")
+    ax_err.legend()
+    ax_corr.legend()
+    excluded = int((~finite).sum())
+    note = f" ({excluded} non-finite trajectories excluded)" if excluded else ""
+    fig.suptitle(f"Mean over {int(finite.sum())} trajectories{note}")
+    return fig
+
+
+def _plot_spectrum(report: RolloutReport, steps: list[int]) -> Any:
+    """Error (solid) and truth (dashed) spectra at the chosen steps, log-log."""
+    finite = report.finite.numpy()
+    spectra = report.spectra()
+    error = _finite_mean(spectra["error_spectrum"], finite)
+    truth = _finite_mean(spectra["truth_spectrum"], finite)
+    k = np.arange(error.shape[-1])
+    fig = _figure(6.0, 4.2)
+    ax = fig.subplots()
+    for s in steps:
+        # k = 0 (the mean) has no place on a log axis; show k >= 1.
+        line = ax.loglog(k[1:], error[s, 1:], label=f"error, t={report.times[s]:.4g}")[
+            0
+        ]
+        ax.loglog(k[1:], truth[s, 1:], "--", color=line.get_color(), alpha=0.6)
+    ax.plot([], [], "k--", alpha=0.6, label="truth (same colour)")
+    if len(report.coords) > 1 and np.isfinite(error[steps[-1], -1]):
+        # power_spectrum adds the corner modes (|k| > K - 1) into the last shell.
+        ax.annotate(
+            "last shell includes\nthe corner modes",
+            xy=(k[-1], error[steps[-1], -1]),
+            xytext=(0.6, 0.08),
+            textcoords="axes fraction",
+            fontsize="small",
+            arrowprops={"arrowstyle": "->", "alpha": 0.5},
+        )
+    ax.set(xlabel="wavenumber |k|", ylabel="power (summed over channels)")
+    ax.legend(fontsize="small")
+    ax.set_title("Error and truth power spectra, mean over finite trajectories")
+    return fig

@@ -1,0 +1,285 @@
+"""Rollout metrics: pure per-sample, per-step functions of ``[B, T, C, *space]``.
+
+Every error metric reduces over channels and space only, so it returns ``[B, T]`` (one
+value per trajectory and step); averaging over trajectories and steps is left to the
+caller (a torchmetrics wrapper in a task, or :class:`physim.rollout.RolloutReport`),
+which must first drop non-finite trajectories (:func:`finite_mask`,
+:func:`first_nonfinite_step`) rather than let one NaN turn every mean into NaN.
+
+Low-precision inputs (float16, bfloat16) are reduced in float32; float32 and float64
+stay as they are. Nothing here changes the device.
+"""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Bool, Float, Int
+from torch import Tensor
+
+__all__ = [
+    "batch_correlation_time",
+    "correlation_time",
+    "error_spectrum",
+    "finite_mask",
+    "first_nonfinite_step",
+    "mse",
+    "pearson_correlation",
+    "persistence_baseline",
+    "power_spectrum",
+    "relative_l2",
+]
+
+
+def _check_pair(pred: Tensor, target: Tensor, name: str) -> None:
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"{name}: pred and target must have the same shape [B, T, C, *space], got "
+            f"pred {tuple(pred.shape)} and target {tuple(target.shape)}."
+        )
+    if pred.ndim < 3:
+        raise ValueError(
+            f"{name}: expected tensors [B, T, C, *space] (at least 3 dims), got shape "
+            f"{tuple(pred.shape)}; add the missing batch/time/channel dims with "
+            "unsqueeze."
+        )
+
+
+def _reduce_dtype(x: Tensor) -> Tensor:
+    """Upcast half precision for sums over many elements; keep float32/float64."""
+    if x.dtype in (torch.float16, torch.bfloat16) or not x.is_floating_point():
+        return x.float()
+    return x
+
+
+def _flat(x: Tensor) -> Tensor:
+    """``[B, T, C, *space] -> [B, T, C * prod(space)]``."""
+    return _reduce_dtype(x).flatten(2)
+
+
+def mse(
+    pred: Float[Tensor, "B T C *S"], target: Float[Tensor, "B T C *S"]
+) -> Float[Tensor, "B T"]:
+    """Mean squared error over channels and space, per sample and step."""
+    _check_pair(pred, target, "mse")
+    return (_flat(pred) - _flat(target)).square().mean(dim=-1)
+
+
+def relative_l2(
+    pred: Float[Tensor, "B T C *S"],
+    target: Float[Tensor, "B T C *S"],
+    eps: float = 1e-12,
+) -> Float[Tensor, "B T"]:
+    """Relative L2 error ``||pred - target||_2 / ||target||_2`` over channels and space.
+
+    This is the FNO paper's test metric (Li et al. 2021, ``LpLoss`` with ``p=2``) and
+    equals PDEBench's nRMSE (RMSE over the RMS of the truth) when taken over all
+    channels together.
+
+    Args:
+        pred: predictions ``[B, T, C, *space]``.
+        target: truth, same shape.
+        eps: the truth's norm is clamped to at least ``eps`` so an all-zero target
+            gives a large finite value instead of ``inf``/``NaN``. (Clamping rather
+            than adding ``eps``, as some codes do, keeps the value exact whenever the
+            norm exceeds ``eps``.)
+
+    Returns:
+        ``[B, T]`` relative errors.
+    """
+    _check_pair(pred, target, "relative_l2")
+    diff = torch.linalg.vector_norm(_flat(pred) - _flat(target), dim=-1)
+    norm = torch.linalg.vector_norm(_flat(target), dim=-1)
+    return diff / norm.clamp_min(eps)
+
+
+def pearson_correlation(
+    pred: Float[Tensor, "B T C *S"],
+    target: Float[Tensor, "B T C *S"],
+    eps: float = 1e-12,
+) -> Float[Tensor, "B T"]:
+    """Pearson correlation of prediction and truth per sample and step.
+
+    Both fields are flattened over channels and space and their means removed, as in
+    PDE-Refiner (Lippe et al. 2023) and the Kolmogorov-flow studies (Kochkov et al.
+    2021) that define the "high-correlation time".
+
+    Args:
+        pred: predictions ``[B, T, C, *space]``.
+        target: truth, same shape.
+        eps: lower bound on the product of the two norms; a constant field (zero
+            variance), whose correlation is undefined, then gets correlation 0 instead
+            of ``NaN`` (so it counts as decorrelated).
+
+    Returns:
+        ``[B, T]`` correlations in ``[-1, 1]`` (``NaN`` where ``pred`` is non-finite).
+    """
+    _check_pair(pred, target, "pearson_correlation")
+    p = _flat(pred)
+    t = _flat(target)
+    p = p - p.mean(dim=-1, keepdim=True)
+    t = t - t.mean(dim=-1, keepdim=True)
+    norms = torch.linalg.vector_norm(p, dim=-1) * torch.linalg.vector_norm(t, dim=-1)
+    return (p * t).sum(dim=-1) / norms.clamp_min(eps)
+
+
+def correlation_time(
+    corr: Float[Tensor, "B T"], threshold: float = 0.8, dt: float = 1.0
+) -> Float[Tensor, " B"]:
+    """Time until the correlation first drops below ``threshold``, per trajectory.
+
+    PDE-Refiner's convention: the number of *leading* steps whose correlation is at
+    least ``threshold``, times ``dt`` (the output interval). A trajectory that never
+    drops below gets ``T * dt``; one below threshold at its first step gets 0. A later
+    recovery above the threshold does not count. ``NaN`` counts as below the threshold.
+
+    Args:
+        corr: correlations ``[B, T]`` (e.g. from :func:`pearson_correlation`).
+        threshold: the correlation threshold (0.8 in PDE-Refiner; 0.95 is also common).
+        dt: time between steps.
+
+    Returns:
+        ``[B]`` times (floating point, on ``corr``'s device).
+    """
+    if corr.ndim != 2:
+        raise ValueError(
+            f"correlation_time: corr must be [B, T], got shape {tuple(corr.shape)}; "
+            "pass pearson_correlation(pred, target) (or add a batch dim)."
+        )
+    above = (corr >= threshold).long()
+    # cumprod zeroes everything after the first drop, so the sum counts leading steps.
+    steps = above.cumprod(dim=1).sum(dim=1)
+    dtype = corr.dtype if corr.is_floating_point() else torch.get_default_dtype()
+    return steps.to(dtype) * dt
+
+
+def batch_correlation_time(
+    corr: Float[Tensor, "B T"], threshold: float = 0.8, dt: float = 1.0
+) -> Float[Tensor, ""]:
+    """:func:`correlation_time` of the batch-mean correlation curve (a scalar tensor).
+
+    This is the "high-correlation time" of Kochkov et al. (2021) and PDE-Refiner: first
+    average the correlation over trajectories, then find where the mean drops. It is
+    generally longer than the mean of per-trajectory times. Non-finite trajectories make
+    the mean ``NaN`` (time 0): select the finite ones first (:func:`finite_mask`).
+    """
+    if corr.ndim != 2 or corr.shape[0] == 0:
+        raise ValueError(
+            "batch_correlation_time: corr must be [B, T] with B >= 1, got shape "
+            f"{tuple(corr.shape)}."
+        )
+    return correlation_time(corr.mean(dim=0, keepdim=True), threshold, dt)[0]
+
+
+def _shell_index(spatial_shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """Integer wavenumber shell of every rfftn coefficient, clamped to ``K - 1``."""
+    freqs = [torch.fft.fftfreq(n, d=1.0 / n, device=device) for n in spatial_shape[:-1]]
+    freqs.append(
+        torch.fft.rfftfreq(spatial_shape[-1], d=1.0 / spatial_shape[-1], device=device)
+    )
+    grids = torch.meshgrid(*freqs, indexing="ij")
+    magnitude = torch.sqrt(sum(g.square() for g in grids))
+    num_bins = max(spatial_shape) // 2 + 1
+    # Nearest shell (|k| is never exactly half-integer on an integer lattice).
+    return torch.round(magnitude).long().clamp_max(num_bins - 1)
+
+
+def _rfft_weight(spatial_shape: tuple[int, ...], device: torch.device) -> Tensor:
+    """Multiplicity of each rfft coefficient in the full spectrum (1 or 2).
+
+    The half spectrum stores ``k_last >= 0`` only; every coefficient with a distinct
+    conjugate partner (``0 < k_last < n / 2``) stands for two modes of the full
+    spectrum.
+    The ``k_last = 0`` column and, for even ``n``, the Nyquist column are their own
+    partners and count once.
+    """
+    n = spatial_shape[-1]
+    weight = torch.full((n // 2 + 1,), 2.0, device=device)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    return weight
+
+
+def power_spectrum(u: Float[Tensor, "B T C *S"]) -> Float[Tensor, "B T K"]:
+    """Power spectrum of ``u`` by integer wavenumber magnitude, summed over channels.
+
+    Uses ``torch.fft.rfftn`` over the spatial dims with ``norm="forward"`` (coefficients
+    are means, not sums). The power ``|u_hat_k|^2`` of every Fourier mode is added into
+    the shell ``round(|k|)`` where ``k`` is the integer wave vector (mode index per
+    axis, i.e. wavenumber in units of 2 pi over the domain length). There are
+    ``K = max(space) // 2 + 1`` shells; in 2-D/3-D the corner modes with
+    ``|k| > K - 1`` are added into the last shell, so nothing is lost: by Parseval the
+    spectrum sums to the mean square of ``u`` (summed over channels),
+    ``power_spectrum(u).sum(-1) == u.square().mean(space).sum(channel)``.
+
+    Numerics: alternatives are dropping the corner modes (common in turbulence plots;
+    it breaks Parseval), or ``K = ceil(sqrt(d) * N / 2)`` shells (keeps them apart but
+    makes the top shells sparsely filled); physim keeps ``N // 2 + 1`` shells so that
+    the error and truth spectra of different resolutions line up, and keeps Parseval.
+
+    Args:
+        u: fields ``[B, T, C, *space]`` with at least one spatial dim.
+
+    Returns:
+        ``[B, T, K]`` power per shell, real, on ``u``'s device.
+    """
+    if u.ndim < 4:
+        raise ValueError(
+            "power_spectrum: expected [B, T, C, *space] with at least one spatial "
+            f"dim, got shape {tuple(u.shape)}."
+        )
+    spatial_shape = tuple(u.shape[3:])
+    dims = tuple(range(3, u.ndim))
+    u_hat = torch.fft.rfftn(_reduce_dtype(u), dim=dims, norm="forward")
+    power = u_hat.real.square() + u_hat.imag.square()
+    power = (power * _rfft_weight(spatial_shape, u.device)).sum(dim=2)  # over channels
+    shells = _shell_index(spatial_shape, u.device).flatten()
+    num_bins = max(spatial_shape) // 2 + 1
+    out = power.new_zeros(*power.shape[:2], num_bins)
+    return out.index_add(-1, shells, power.flatten(2))
+
+
+def error_spectrum(
+    pred: Float[Tensor, "B T C *S"], target: Float[Tensor, "B T C *S"]
+) -> Float[Tensor, "B T K"]:
+    """Power spectrum (:func:`power_spectrum`) of the error ``pred - target``."""
+    _check_pair(pred, target, "error_spectrum")
+    return power_spectrum(_reduce_dtype(pred) - _reduce_dtype(target))
+
+
+def persistence_baseline(
+    history_last: Float[Tensor, "B C *S"], n_steps: int
+) -> Float[Tensor, "B T C *S"]:
+    """The persistence forecast: the last known frame repeated ``n_steps`` times.
+
+    Returns a broadcast view (no copy) of shape ``[B, n_steps, C, *space]``; clone it
+    before writing into it.
+    """
+    if n_steps < 0:
+        raise ValueError(f"persistence_baseline: n_steps must be >= 0, got {n_steps}.")
+    if history_last.ndim < 2:
+        raise ValueError(
+            "persistence_baseline: history_last must be one frame per trajectory "
+            f"[B, C, *space], got shape {tuple(history_last.shape)}."
+        )
+    b, *rest = history_last.shape
+    return history_last.unsqueeze(1).expand(b, n_steps, *rest)
+
+
+def finite_mask(pred: Float[Tensor, "B T C *S"]) -> Bool[Tensor, "B T"]:
+    """``True`` where every value of the frame (all channels and points) is finite."""
+    if pred.ndim < 3:
+        raise ValueError(
+            f"finite_mask: expected [B, T, C, *space], got shape {tuple(pred.shape)}."
+        )
+    return torch.isfinite(pred).flatten(2).all(dim=-1)
+
+
+def first_nonfinite_step(pred: Float[Tensor, "B T C *S"]) -> Int[Tensor, " B"]:
+    """Per trajectory, the first step index with a non-finite value, or -1 if none."""
+    bad = ~finite_mask(pred)
+    # argmax returns the first maximal index; rows with no bad step are masked to -1.
+    first = (
+        bad.long().argmax(dim=1) if bad.shape[1] else bad.new_zeros(bad.shape[0]).long()
+    )
+    return torch.where(bad.any(dim=1), first, torch.full_like(first, -1))

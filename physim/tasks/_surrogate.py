@@ -1,0 +1,275 @@
+"""`AutoregressiveSurrogate`: one-step (or unrolled) training of any backbone."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, SumMetric
+
+from physim.rollout import metrics, rollout
+
+from ._losses import check_finite_loss
+
+STAGES = ("train", "val", "test")
+ROLLOUT_METRICS = ("rollout_rel_l2", "rollout_corr_time", "rollout_nonfinite")
+ONE_STEP_METRICS = ("loss", "rel_l2")
+
+
+def metric_key(stage: str, name: str) -> str:
+    """The one place log names are made: ``"val/rollout_rel_l2"``."""
+    return f"{stage}/{name}"
+
+
+class AutoregressiveSurrogate(pl.LightningModule):
+    """A surrogate ``history [B, T_in, C, *S] -> next frames [B, T_out, C, *S]``.
+
+    The backbone sees the ``T_in`` normalised history frames stacked as channels and
+    returns ``T_out * C`` channels: either the normalised next frames, or (``residual``)
+    the change from the last history frame scaled by the one-step difference std.
+    Statistics come from the data module at ``fit`` and are stored as buffers, so a
+    checkpoint carries its own normalisation.
+
+    Training is one-step by default. With ``unroll_steps > 0`` in the data module, each
+    sample has ``1 + unroll_steps`` future chunks: ``pushforward=True`` runs the first
+    chunks without gradient and trains on the last (Brandstetter et al. 2022);
+    ``pushforward=False`` backpropagates through the whole unroll.
+
+    Validation/test loader 0 is one-step (loss, relative L2); loader 1 is a rollout from
+    the first ``T_in`` frames of each trajectory over the rest (relative L2 averaged over
+    steps, correlation time, count of non-finite rollouts).
+
+    Args:
+        net: backbone ``(B, T_in*C, *S) -> (B, T_out*C, *S)``.
+        optimizer: partial optimiser, called with the parameters.
+        scheduler: partial LR scheduler, called with the optimiser (and ``total_steps``
+            when it takes one, e.g. ``OneCycleLR``).
+        loss: loss on normalised tensors (default: MSE).
+        num_channels: field channels C.
+        time_history: input frames T_in.
+        time_future: output frames T_out per call.
+        residual: predict the (scaled) change from the last frame.
+        pushforward: for unrolled samples, gradient through the last call only.
+        output_interval: physical time between frames (correlation time units).
+        correlation_threshold: for the correlation time.
+        scheduler_interval: ``"epoch"`` or ``"step"``.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        loss: nn.Module | None = None,
+        *,
+        num_channels: int,
+        time_history: int,
+        time_future: int = 1,
+        residual: bool = True,
+        pushforward: bool = True,
+        output_interval: float = 1.0,
+        correlation_threshold: float = 0.8,
+        scheduler_interval: str = "epoch",
+    ) -> None:
+        super().__init__()
+        if scheduler_interval not in ("epoch", "step"):
+            raise ValueError(
+                f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}."
+            )
+        self.save_hyperparameters(
+            ignore=["net", "optimizer", "scheduler", "loss"], logger=False
+        )
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.loss_fn = loss if loss is not None else nn.MSELoss()
+        self.register_buffer("field_mean", torch.zeros(num_channels))
+        self.register_buffer("field_std", torch.ones(num_channels))
+        self.register_buffer("delta_std", torch.ones(num_channels))
+        # Means over samples, except the count of non-finite rollouts (a sum).
+        self.metrics = nn.ModuleDict(
+            {
+                f"{stage}_{name}": SumMetric() if name == "rollout_nonfinite" else MeanMetric()
+                for stage in ("val", "test")
+                for name in ONE_STEP_METRICS + ROLLOUT_METRICS
+            }
+        )
+        self.run_config: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        stats = getattr(datamodule, "statistics", None)
+        if stage == "fit" and stats:
+            self.set_statistics(stats)
+
+    def set_statistics(self, stats: dict[str, Any]) -> None:
+        """Copy per-channel ``mean``, ``std`` and ``delta_std`` into the buffers."""
+        for buffer, key in [
+            (self.field_mean, "mean"),
+            (self.field_std, "std"),
+            (self.delta_std, "delta_std"),
+        ]:
+            value = torch.as_tensor(stats[key], dtype=buffer.dtype)
+            if value.shape != buffer.shape:
+                raise ValueError(
+                    f"Statistics '{key}' have shape {tuple(value.shape)} but the task has "
+                    f"num_channels={buffer.numel()}; set model.num_channels to the data's."
+                )
+            buffer.copy_(value)
+
+    def _per_channel(self, buffer: Tensor, like: Tensor) -> Tensor:
+        return buffer.view(1, 1, -1, *([1] * (like.ndim - 3))).to(like.dtype)
+
+    # ------------------------------------------------------------------ prediction
+    def forward_normalized(self, history: Tensor) -> Tensor:
+        """Backbone output for a physical history, in normalised target units."""
+        b, t_in, c, *space = history.shape
+        if t_in != self.hparams.time_history or c != self.hparams.num_channels:
+            raise ValueError(
+                f"History has {t_in} frames x {c} channels; the model expects "
+                f"time_history={self.hparams.time_history} x "
+                f"num_channels={self.hparams.num_channels}."
+            )
+        x = (history - self._per_channel(self.field_mean, history)) / self._per_channel(
+            self.field_std, history
+        )
+        out = self.net(x.reshape(b, t_in * c, *space))
+        return out.reshape(b, self.hparams.time_future, c, *space)
+
+    def decode(self, out: Tensor, history: Tensor) -> Tensor:
+        """Normalised backbone output -> physical next frames."""
+        if self.hparams.residual:
+            return history[:, -1:] + out * self._per_channel(self.delta_std, out)
+        return out * self._per_channel(self.field_std, out) + self._per_channel(
+            self.field_mean, out
+        )
+
+    def encode_target(self, future: Tensor, history: Tensor) -> Tensor:
+        """Physical future frames -> normalised training target."""
+        if self.hparams.residual:
+            return (future - history[:, -1:]) / self._per_channel(self.delta_std, future)
+        return (future - self._per_channel(self.field_mean, future)) / self._per_channel(
+            self.field_std, future
+        )
+
+    def predict_next(self, history: Tensor) -> Tensor:
+        """Physical history ``[B, T_in, C, *S]`` -> next frames ``[B, T_out, C, *S]``."""
+        return self.decode(self.forward_normalized(history), history)
+
+    def forward(self, history: Tensor) -> Tensor:
+        return self.predict_next(history)
+
+    # ------------------------------------------------------------------ steps
+    def model_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Loss, prediction and target (physical) for a window batch."""
+        window = batch["history"]
+        chunks = batch["future"].split(self.hparams.time_future, dim=1)
+        if self.hparams.pushforward and len(chunks) > 1:
+            with torch.no_grad():
+                for chunk in chunks[:-1]:
+                    window = self._slide(window, self.predict_next(window))
+            chunks = chunks[-1:]
+        loss = 0.0
+        preds = []
+        for chunk in chunks:
+            out = self.forward_normalized(window)
+            loss = loss + self.loss_fn(out, self.encode_target(chunk, window))
+            pred = self.decode(out, window)
+            preds.append(pred)
+            window = self._slide(window, pred)
+        return loss / len(chunks), torch.cat(preds, dim=1), torch.cat(chunks, dim=1)
+
+    @staticmethod
+    def _slide(window: Tensor, new: Tensor) -> Tensor:
+        return torch.cat([window, new], dim=1)[:, -window.shape[1] :]
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        loss, _, _ = self.model_step(batch)
+        check_finite_loss(loss, self.global_step, batch_idx)
+        self.log(metric_key("train", "loss"), loss, on_step=True, on_epoch=True,
+                 prog_bar=True, batch_size=batch["history"].shape[0])
+        return loss
+
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "val", dataloader_idx)
+
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "test", dataloader_idx)
+
+    def rollout(self, trajectory: Tensor) -> tuple[Tensor, Tensor]:
+        """Predict ``trajectory[:, T_in:]`` from its first ``T_in`` frames.
+
+        Returns the prediction and, per trajectory, the first step that went non-finite
+        (-1 when none).
+        """
+        t_in = self.hparams.time_history
+        result = rollout(self.predict_next, trajectory[:, :t_in], trajectory.shape[1] - t_in)
+        return result.pred, result.first_nonfinite
+
+    def _evaluate(self, batch: dict[str, Tensor], stage: str, dataloader_idx: int) -> None:
+        if dataloader_idx == 0:
+            loss, pred, target = self.model_step(batch)
+            values = {"loss": loss, "rel_l2": metrics.relative_l2(pred, target).mean()}
+            size = pred.shape[0]
+        else:
+            trajectory = batch["trajectory"]
+            pred, first_nonfinite = self.rollout(trajectory)
+            target = trajectory[:, self.hparams.time_history :]
+            finite = first_nonfinite < 0
+            rel_l2 = metrics.relative_l2(pred[finite], target[finite]).mean(dim=1)
+            corr = metrics.pearson_correlation(pred[finite], target[finite])
+            corr_time = metrics.correlation_time(
+                corr, self.hparams.correlation_threshold, self.hparams.output_interval
+            )
+            nonfinite = (~finite).float().sum()
+            self.metrics[f"{stage}_rollout_nonfinite"].update(nonfinite)
+            for name, value in [("rollout_rel_l2", rel_l2), ("rollout_corr_time", corr_time)]:
+                if value.numel():
+                    self.metrics[f"{stage}_{name}"].update(value)
+            return
+        for name, value in values.items():
+            self.metrics[f"{stage}_{name}"].update(value, weight=size)
+
+    def _log_epoch(self, stage: str) -> None:
+        for name in ONE_STEP_METRICS + ROLLOUT_METRICS:
+            metric = self.metrics[f"{stage}_{name}"]
+            if metric.update_count:
+                self.log(metric_key(stage, name), metric.compute(),
+                         prog_bar=name == "rollout_rel_l2")
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": self.hparams.scheduler_interval,
+                "monitor": metric_key("val", "rollout_rel_l2"),
+            },
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # The resolved run configuration (plain containers), so that `evaluate` can
+        # rebuild the backbone from the checkpoint alone.
+        if self.run_config is not None:
+            checkpoint["physim_config"] = self.run_config

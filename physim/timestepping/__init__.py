@@ -1,0 +1,19 @@
+"""Step-size controllers and the integration driver shared by solvers and integrators."""
+
+from ._base import Decision, Stepper, StepResult, StepSizeController
+from ._cfl import CFLController, cfl_time_step
+from ._constant import ConstantStep
+from ._integrate import NonFiniteError, Solution, integrate
+
+__all__ = [
+    "CFLController",
+    "ConstantStep",
+    "Decision",
+    "NonFiniteError",
+    "Solution",
+    "StepResult",
+    "StepSizeController",
+    "Stepper",
+    "cfl_time_step",
+    "integrate",
+]
