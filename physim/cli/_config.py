@@ -25,8 +25,9 @@ CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 F = TypeVar("F", bound=Callable[..., Any])
 
 # `${mul:${data.time_history},${data.num_channels}}` -> model input channels.
-OmegaConf.register_new_resolver("mul", lambda *xs: functools.reduce(lambda a, b: a * b, xs),
-                                replace=True)
+OmegaConf.register_new_resolver(
+    "mul", lambda *xs: functools.reduce(lambda a, b: a * b, xs), replace=True
+)
 
 # Errors a user can fix from the message alone: reported in one line, exit code 1.
 USER_ERRORS = (
@@ -38,6 +39,18 @@ USER_ERRORS = (
     TypeError,
     InstantiationException,
 )
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line; for a failed Hydra instantiation, the
+    constructor's own message (which names the value and the fix) and the config key."""
+    if isinstance(error, InstantiationException) and isinstance(
+        error.__cause__, USER_ERRORS
+    ):
+        key = str(error).rsplit("full_key:", 1)
+        where = f" (config key: {key[1].strip()})" if len(key) == 2 else ""
+        return " ".join(str(error.__cause__).split()) + where
+    return " ".join(str(error).split())
 
 
 def report_user_errors(main: F) -> F:
@@ -54,7 +67,10 @@ def report_user_errors(main: F) -> F:
             if os.environ.get("PHYSIM_DEBUG"):
                 raise
             message = str(error).strip()
-            if isinstance(error, InstantiationException) and error.__cause__ is not None:
+            if (
+                isinstance(error, InstantiationException)
+                and error.__cause__ is not None
+            ):
                 message = f"{message}\n(cause: {error.__cause__})"
             print(f"physim: error: {message}", file=sys.stderr)
             sys.exit(1)

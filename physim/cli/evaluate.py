@@ -20,15 +20,21 @@ from ._config import CONFIG_DIR, log, report_user_errors
 from ._evaluate import write_rollout_report
 
 
-def load_task(ckpt_path: str | Path, map_location: str = "cpu") -> AutoregressiveSurrogate:
+def load_task(
+    ckpt_path: str | Path, map_location: str = "cpu"
+) -> AutoregressiveSurrogate:
     """Rebuild a task and its backbone from a physim checkpoint alone."""
     path = Path(ckpt_path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found; pass ckpt_path=<file.ckpt>.")
+        raise FileNotFoundError(
+            f"{path}: checkpoint not found; pass ckpt_path=<file.ckpt>."
+        )
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises many types for a corrupt file
-        raise ValueError(f"{path}: not a readable torch checkpoint ({error}).") from error
+        raise ValueError(
+            f"{path}: not a readable torch checkpoint ({error})."
+        ) from error
     config = checkpoint.get("physim_config") if isinstance(checkpoint, dict) else None
     if not config or "model" not in config:
         raise ValueError(
@@ -62,8 +68,12 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule.prepare_data()
     out_dir = Path(cfg.paths.output_dir) / "rollout"
     summary = write_rollout_report(
-        task, datamodule, out_dir, split=cfg.split,
-        sample=cfg.report.sample, plot_times=cfg.report.plot_times,
+        task,
+        datamodule,
+        out_dir,
+        split=cfg.split,
+        sample=cfg.report.sample,
+        plot_times=cfg.report.plot_times,
     )
     log.info("Rollout report written to %s", out_dir)
     return summary

@@ -45,8 +45,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             report = cfg.get("report", {})
             out_dir = Path(cfg.paths.output_dir) / "rollout"
             summary = write_rollout_report(
-                task, datamodule, out_dir, split="test",
-                sample=report.get("sample", 0), plot_times=report.get("plot_times", 4),
+                task,
+                datamodule,
+                out_dir,
+                split="test",
+                sample=report.get("sample", 0),
+                plot_times=report.get("plot_times", 4),
             )
             metrics.update({f"report/{k}": v for k, v in summary.items()})
             log.info("Rollout report written to %s", out_dir)

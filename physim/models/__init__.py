@@ -1,4 +1,7 @@
-"""Backbones as plain ``nn.Module``s (no Lightning): ``(B, C_in, *space) -> (B, C_out, *space)``."""
+"""Backbones as plain ``nn.Module``s (no Lightning).
+
+Each maps ``(B, C_in, *space) -> (B, C_out, *space)``.
+"""
 
 from ._fno import FNO
 

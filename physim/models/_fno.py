@@ -1,4 +1,4 @@
-"""The Fourier neural operator, from neuraloperator, with a checkpoint-safe state dict."""
+"""neuraloperator's Fourier neural operator, with a checkpoint-safe state dict."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ class FNO(neuralop.models.FNO, name="physim_fno"):
     ``(B, in_channels, *space) -> (B, out_channels, *space)``; works at any resolution
     with at least ``n_modes`` points per dimension.
 
-    The one change: neuraloperator's ``state_dict()`` adds a top-level ``_metadata`` entry
-    holding python objects (e.g. ``F.gelu``), which breaks Lightning checkpoints loaded
-    with ``weights_only=True`` and lands at the root of any parent's state dict. Here
-    ``state_dict``/``load_state_dict`` are the plain ``nn.Module`` ones.
+    The one change: neuraloperator's ``state_dict()`` adds a top-level ``_metadata``
+    entry holding python objects (e.g. ``F.gelu``), which breaks Lightning checkpoints
+    loaded with ``weights_only=True`` and lands at the root of any parent's state dict.
+    Here ``state_dict``/``load_state_dict`` are the plain ``nn.Module`` ones.
 
     Args:
         in_channels: input channels (history frames x field channels [+ conditioning]).

@@ -1,4 +1,4 @@
-"""LightningModules: they own the loss, metrics and optimiser wiring, never the backbone."""
+"""LightningModules own the loss, metrics and optimiser wiring, never the backbone."""
 
 from ._losses import MSELoss, RelativeL2Loss, check_finite_loss
 from ._surrogate import AutoregressiveSurrogate, metric_key

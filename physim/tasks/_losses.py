@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class RelativeL2Loss(nn.Module):
-    """Mean over samples of ``||pred - target||_2 / ||target||_2`` (the FNO paper's loss).
+    """Mean over samples of ``||pred - target||_2 / ||target||_2`` (FNO paper's loss).
 
     Norms are taken over everything but the batch dimension.
 

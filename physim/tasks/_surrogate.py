@@ -40,8 +40,8 @@ class AutoregressiveSurrogate(pl.LightningModule):
     ``pushforward=False`` backpropagates through the whole unroll.
 
     Validation/test loader 0 is one-step (loss, relative L2); loader 1 is a rollout from
-    the first ``T_in`` frames of each trajectory over the rest (relative L2 averaged over
-    steps, correlation time, count of non-finite rollouts).
+    the first ``T_in`` frames of each trajectory over the rest (relative L2 averaged
+    over steps, correlation time, count of non-finite rollouts).
 
     Args:
         net: backbone ``(B, T_in*C, *S) -> (B, T_out*C, *S)``.
@@ -78,7 +78,8 @@ class AutoregressiveSurrogate(pl.LightningModule):
         super().__init__()
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(
-                f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}."
+                "scheduler_interval must be 'epoch' or 'step', got "
+                f"{scheduler_interval!r}."
             )
         self.save_hyperparameters(
             ignore=["net", "optimizer", "scheduler", "loss"], logger=False
@@ -93,7 +94,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
         # Means over samples, except the count of non-finite rollouts (a sum).
         self.metrics = nn.ModuleDict(
             {
-                f"{stage}_{name}": SumMetric() if name == "rollout_nonfinite" else MeanMetric()
+                f"{stage}_{name}": SumMetric()
+                if name == "rollout_nonfinite"
+                else MeanMetric()
                 for stage in ("val", "test")
                 for name in ONE_STEP_METRICS + ROLLOUT_METRICS
             }
@@ -102,7 +105,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
 
     # ------------------------------------------------------------------ set-up
     def setup(self, stage: str) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        datamodule = (
+            getattr(self.trainer, "datamodule", None) if self._trainer else None
+        )
         stats = getattr(datamodule, "statistics", None)
         if stage == "fit" and stats:
             self.set_statistics(stats)
@@ -117,8 +122,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
             value = torch.as_tensor(stats[key], dtype=buffer.dtype)
             if value.shape != buffer.shape:
                 raise ValueError(
-                    f"Statistics '{key}' have shape {tuple(value.shape)} but the task has "
-                    f"num_channels={buffer.numel()}; set model.num_channels to the data's."
+                    f"Statistics '{key}' have shape {tuple(value.shape)} but the task "
+                    f"has num_channels={buffer.numel()}; set model.num_channels to the "
+                    "data's."
                 )
             buffer.copy_(value)
 
@@ -152,13 +158,15 @@ class AutoregressiveSurrogate(pl.LightningModule):
     def encode_target(self, future: Tensor, history: Tensor) -> Tensor:
         """Physical future frames -> normalised training target."""
         if self.hparams.residual:
-            return (future - history[:, -1:]) / self._per_channel(self.delta_std, future)
-        return (future - self._per_channel(self.field_mean, future)) / self._per_channel(
-            self.field_std, future
-        )
+            return (future - history[:, -1:]) / self._per_channel(
+                self.delta_std, future
+            )
+        return (
+            future - self._per_channel(self.field_mean, future)
+        ) / self._per_channel(self.field_std, future)
 
     def predict_next(self, history: Tensor) -> Tensor:
-        """Physical history ``[B, T_in, C, *S]`` -> next frames ``[B, T_out, C, *S]``."""
+        """Physical history ``[B, T_in, C, *S]`` -> next frames ``[B, T_out, ...]``."""
         return self.decode(self.forward_normalized(history), history)
 
     def forward(self, history: Tensor) -> Tensor:
@@ -171,7 +179,7 @@ class AutoregressiveSurrogate(pl.LightningModule):
         chunks = batch["future"].split(self.hparams.time_future, dim=1)
         if self.hparams.pushforward and len(chunks) > 1:
             with torch.no_grad():
-                for chunk in chunks[:-1]:
+                for _chunk in chunks[:-1]:
                     window = self._slide(window, self.predict_next(window))
             chunks = chunks[-1:]
         loss = 0.0
@@ -191,8 +199,14 @@ class AutoregressiveSurrogate(pl.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         loss, _, _ = self.model_step(batch)
         check_finite_loss(loss, self.global_step, batch_idx)
-        self.log(metric_key("train", "loss"), loss, on_step=True, on_epoch=True,
-                 prog_bar=True, batch_size=batch["history"].shape[0])
+        self.log(
+            metric_key("train", "loss"),
+            loss,
+            on_step=True,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=batch["history"].shape[0],
+        )
         return loss
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -208,10 +222,14 @@ class AutoregressiveSurrogate(pl.LightningModule):
         (-1 when none).
         """
         t_in = self.hparams.time_history
-        result = rollout(self.predict_next, trajectory[:, :t_in], trajectory.shape[1] - t_in)
+        result = rollout(
+            self.predict_next, trajectory[:, :t_in], trajectory.shape[1] - t_in
+        )
         return result.pred, result.first_nonfinite
 
-    def _evaluate(self, batch: dict[str, Tensor], stage: str, dataloader_idx: int) -> None:
+    def _evaluate(
+        self, batch: dict[str, Tensor], stage: str, dataloader_idx: int
+    ) -> None:
         if dataloader_idx == 0:
             loss, pred, target = self.model_step(batch)
             values = {"loss": loss, "rel_l2": metrics.relative_l2(pred, target).mean()}
@@ -228,7 +246,10 @@ class AutoregressiveSurrogate(pl.LightningModule):
             )
             nonfinite = (~finite).float().sum()
             self.metrics[f"{stage}_rollout_nonfinite"].update(nonfinite)
-            for name, value in [("rollout_rel_l2", rel_l2), ("rollout_corr_time", corr_time)]:
+            for name, value in [
+                ("rollout_rel_l2", rel_l2),
+                ("rollout_corr_time", corr_time),
+            ]:
                 if value.numel():
                     self.metrics[f"{stage}_{name}"].update(value)
             return
@@ -239,8 +260,11 @@ class AutoregressiveSurrogate(pl.LightningModule):
         for name in ONE_STEP_METRICS + ROLLOUT_METRICS:
             metric = self.metrics[f"{stage}_{name}"]
             if metric.update_count:
-                self.log(metric_key(stage, name), metric.compute(),
-                         prog_bar=name == "rollout_rel_l2")
+                self.log(
+                    metric_key(stage, name),
+                    metric.compute(),
+                    prog_bar=name == "rollout_rel_l2",
+                )
             metric.reset()
 
     def on_validation_epoch_end(self) -> None:

@@ -1,4 +1,4 @@
-"""Step-size controllers and the integration driver shared by solvers and integrators."""
+"""Step-size controllers and the integration driver, for solvers and integrators."""
 
 from ._base import Decision, Stepper, StepResult, StepSizeController
 from ._cfl import CFLController, cfl_time_step

@@ -1,9 +1,9 @@
 """The stepper and step-size-controller protocols shared by PDE solvers and integrators.
 
-Three roles are kept apart, as in diffrax: a *stepper* takes one step of a given size and
-may estimate its local error; a *controller* decides whether a step is accepted and how big
-the next one is; the *driver* (:func:`physim.timestepping.integrate`) owns the loop, the
-clipping to output times and the book-keeping.
+Three roles are kept apart, as in diffrax: a *stepper* takes one step of a given size
+and may estimate its local error; a *controller* decides whether a step is accepted and
+how big the next one is; the *driver* (:func:`physim.timestepping.integrate`) owns the
+loop, the clipping to output times and the book-keeping.
 """
 
 from __future__ import annotations

@@ -34,8 +34,8 @@ class CFLController:
     of a flow with growing speed would be rejected). The speed of the current state is
     carried in the controller state, so each step costs one speed evaluation.
 
-    The speed is the maximum over the batch, so every trajectory in a batch takes the same
-    steps (alternative: per-trajectory ``dt``, which would need per-sample scheme
+    The speed is the maximum over the batch, so every trajectory in a batch takes the
+    same steps (alternative: per-trajectory ``dt``, which would need per-sample scheme
     coefficients and masking of finished trajectories; not worth it for batches of
     statistically similar trajectories).
 
@@ -63,7 +63,9 @@ class CFLController:
         if not (math.isfinite(dt_max) and dt_max > 0):
             raise ValueError(f"CFLController: dt_max must be > 0, got {dt_max!r}.")
         if not 0 < safety <= 1:
-            raise ValueError(f"CFLController: safety must be in (0, 1], got {safety!r}.")
+            raise ValueError(
+                f"CFLController: safety must be in (0, 1], got {safety!r}."
+            )
         self.safety = float(safety)
         self.courant_number = float(courant_number)
         self.dt_max = float(dt_max)
@@ -84,7 +86,9 @@ class CFLController:
         self, stepper: Stepper, t0: float, y0: Tensor, dt0: float | None
     ) -> tuple[float, float]:
         speed = self._speed(stepper, y0)
-        bound = cfl_time_step(speed, self._dx(stepper), self.courant_number, self.dt_max)
+        bound = cfl_time_step(
+            speed, self._dx(stepper), self.courant_number, self.dt_max
+        )
         proposal = cfl_time_step(
             speed, self._dx(stepper), self.safety * self.courant_number, self.dt_max
         )
@@ -117,6 +121,6 @@ class CFLController:
 
     def __repr__(self) -> str:
         return (
-            f"CFLController(courant_number={self.courant_number}, dt_max={self.dt_max}, "
-            f"safety={self.safety})"
+            f"CFLController(courant_number={self.courant_number}, "
+            f"dt_max={self.dt_max}, safety={self.safety})"
         )

@@ -21,8 +21,8 @@ class NonFiniteError(FloatingPointError):
         shown = indices[:10] + (["..."] if len(indices) > 10 else [])
         super().__init__(
             f"{where}state became non-finite at t={t:.6g} in trajectory(ies) "
-            f"{shown} of the batch. Reduce the time step (courant_number / dt) or check "
-            "the parameters (viscosity, resolution) for an unresolved flow."
+            f"{shown} of the batch. Reduce the time step (courant_number / dt) or "
+            "check the parameters (viscosity, resolution) for an unresolved flow."
         )
 
 
@@ -89,7 +89,9 @@ def integrate(
         raise ValueError(f"integrate: need t1 > t0, got t0={t0}, t1={t1}.")
     times = [float(t1)] if save_at is None else [float(s) for s in save_at]
     if any(b <= a for a, b in zip(times, times[1:], strict=False)):
-        raise ValueError(f"integrate: save_at must be strictly increasing, got {times}.")
+        raise ValueError(
+            f"integrate: save_at must be strictly increasing, got {times}."
+        )
     if times[0] < t0 or times[-1] > t1:
         raise ValueError(f"integrate: save_at must lie in [t0, t1]=[{t0}, {t1}].")
     keep = save_fn or (lambda y: y)

@@ -3,9 +3,9 @@
     python scripts/bench/bench_training.py
 
 1. Time per training step of the Lightning module under `Trainer.fit` versus a bare
-   torch loop (forward via the same `model_step`, backward, optimiser step) over the same
-   model and the same batches held in memory. Trials alternate; the ratio of medians is
-   reported (target: Lightning at most 5% slower).
+   torch loop (forward via the same `model_step`, backward, optimiser step) over the
+   same model and the same batches held in memory. Trials alternate; the ratio of
+   medians is reported (target: Lightning at most 5% slower).
 2. Samples per second the training loader delivers (iterating it alone) versus samples
    per second training consumes (target: at least 5x).
 
@@ -84,9 +84,15 @@ class Timer(pl.Callback):
 def lightning_loop(task, batches) -> float:
     timer = Timer()
     trainer = pl.Trainer(
-        max_epochs=1, accelerator="cpu", devices=1, logger=pl.loggers.CSVLogger("/tmp/physim-bench"),
-        callbacks=[timer, pl.callbacks.RichProgressBar()], enable_checkpointing=False,
-        limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False,
+        max_epochs=1,
+        accelerator="cpu",
+        devices=1,
+        logger=pl.loggers.CSVLogger("/tmp/physim-bench"),
+        callbacks=[timer, pl.callbacks.RichProgressBar()],
+        enable_checkpointing=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        enable_model_summary=False,
         log_every_n_steps=20,
     )
     loader = torch.utils.data.DataLoader(Batches(batches), batch_size=None)
@@ -116,7 +122,9 @@ def main() -> None:
     batch_size = batches[0]["history"].shape[0]
     consumed = batch_size / lt
     delivered = loader_throughput(dm)
-    print(f"torch threads: {torch.get_num_threads()}, batch {batch_size}, steps {STEPS}")
+    print(
+        f"torch threads: {torch.get_num_threads()}, batch {batch_size}, steps {STEPS}"
+    )
     print("| measure | value |\n|---|---|")
     print(f"| bare torch loop, s/step (median of {REPEATS}) | {b:.4f} |")
     print(f"| Lightning fit, s/step (median of {REPEATS}) | {lt:.4f} |")

@@ -16,7 +16,9 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 
 
-def compose_train(overrides: list[str], output_dir: Path, config_name="train") -> DictConfig:
+def compose_train(
+    overrides: list[str], output_dir: Path, config_name="train"
+) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` and make ``${hydra:...}`` resolvable."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -37,7 +39,7 @@ def shrink_data(cfg: DictConfig, data_dir: Path) -> None:
         generator = data.get("generator")
         if generator is None:
             return
-        frames = (data.time_history + data.time_future * (1 + data.unroll_steps))
+        frames = data.time_history + data.time_future * (1 + data.unroll_steps)
         generator.num_frames = frames * data.time_stride + 1
         generator.num_trajectories = {"train": 2, "valid": 2, "test": 2}
         generator.shard_size = 2

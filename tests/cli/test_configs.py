@@ -15,8 +15,13 @@ def test_experiments_are_discovered():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_fast_dev_run(experiment, tmp_path):
     cfg = compose_train(
-        [f"+experiment={experiment}", "debug=default", "trainer.accelerator=cpu",
-         "trainer.devices=1", "logger=csv"],
+        [
+            f"+experiment={experiment}",
+            "debug=default",
+            "trainer.accelerator=cpu",
+            "trainer.devices=1",
+            "logger=csv",
+        ],
         tmp_path / "out",
     )
     with open_dict(cfg):

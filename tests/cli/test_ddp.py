@@ -33,15 +33,24 @@ def root(tmp_path_factory):
 
 def fit(root, tmp_path, batch_size, **trainer_kwargs):
     pl.seed_everything(0)
-    dm = TrajectoryDataModule(root, num_channels=1, time_history=2, batch_size=batch_size,
-                              eval_batch_size=1)
+    dm = TrajectoryDataModule(
+        root, num_channels=1, time_history=2, batch_size=batch_size, eval_batch_size=1
+    )
     net = FNO(2, 1, n_modes=(8, 8), hidden_channels=8, n_layers=2)
-    task = AutoregressiveSurrogate(net, partial(torch.optim.SGD, lr=0.05),
-                                   num_channels=1, time_history=2)
-    trainer = pl.Trainer(default_root_dir=tmp_path, max_epochs=2, logger=False,
-                         enable_progress_bar=False, enable_model_summary=False,
-                         enable_checkpointing=False, num_sanity_val_steps=0,
-                         accelerator="cpu", **trainer_kwargs)
+    task = AutoregressiveSurrogate(
+        net, partial(torch.optim.SGD, lr=0.05), num_channels=1, time_history=2
+    )
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        accelerator="cpu",
+        **trainer_kwargs,
+    )
     trainer.fit(task, datamodule=dm)
     return task, trainer
 
@@ -50,11 +59,13 @@ def test_ddp_spawn_matches_single_process(root, tmp_path):
     # Global batch 8 either way: 1 x 8, or 2 processes x 4 (the same samples per step,
     # since each rank takes every other index of the same seeded permutation).
     single, _ = fit(root, tmp_path / "single", batch_size=8, devices=1)
-    spawned, trainer = fit(root, tmp_path / "spawn", batch_size=4, devices=2,
-                           strategy="ddp_spawn")
+    spawned, trainer = fit(
+        root, tmp_path / "spawn", batch_size=4, devices=2, strategy="ddp_spawn"
+    )
     assert trainer.world_size == 2
-    for (name, a), (_, b) in zip(single.state_dict().items(), spawned.state_dict().items(),
-                                 strict=True):
+    for (name, a), (_, b) in zip(
+        single.state_dict().items(), spawned.state_dict().items(), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=name)
 
 
@@ -68,17 +79,30 @@ def last_metrics(folder: Path) -> dict[str, float]:
 
 def run_cli(root: Path, out: Path, devices: int) -> dict[str, float]:
     command = [
-        sys.executable, "train.py", "+experiment=ns2d",
-        f"data.root={root}", "data.generator=null", "data.time_history=2",
-        f"data.batch_size={8 // devices}", "data.eval_batch_size=1",
-        "model.net.n_modes=[8,8]", "model.net.hidden_channels=8", "model.net.n_layers=2",
-        "model.scheduler=null", "trainer=ddp_cpu", f"trainer.devices={devices}",
-        "trainer.max_epochs=2", "callbacks.progress_bar=null", "test=false",
-        f"hydra.run.dir={out}", "logger=csv",
+        sys.executable,
+        "train.py",
+        "+experiment=ns2d",
+        f"data.root={root}",
+        "data.generator=null",
+        "data.time_history=2",
+        f"data.batch_size={8 // devices}",
+        "data.eval_batch_size=1",
+        "model.net.n_modes=[8,8]",
+        "model.net.hidden_channels=8",
+        "model.net.n_layers=2",
+        "model.scheduler=null",
+        "trainer=ddp_cpu",
+        f"trainer.devices={devices}",
+        "trainer.max_epochs=2",
+        "callbacks.progress_bar=null",
+        "test=false",
+        f"hydra.run.dir={out}",
+        "logger=csv",
     ]
     env = dict(os.environ, WANDB_MODE="disabled", PYTHONPATH=str(REPO))
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return last_metrics(out)
 
@@ -87,4 +111,6 @@ def test_real_ddp_through_the_cli_matches_one_process(root, tmp_path):
     single = run_cli(root, tmp_path / "one", devices=1)
     both = run_cli(root, tmp_path / "two", devices=2)
     assert both["epoch"] == single["epoch"] == 1
-    assert both["val/rollout_rel_l2"] == pytest.approx(single["val/rollout_rel_l2"], rel=1e-3)
+    assert both["val/rollout_rel_l2"] == pytest.approx(
+        single["val/rollout_rel_l2"], rel=1e-3
+    )

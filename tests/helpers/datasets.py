@@ -1,4 +1,4 @@
-"""Tiny trajectory datasets written in physim's format, for data-module and task tests."""
+"""Tiny trajectory datasets in physim's format, for data-module and task tests."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import numpy as np
 from physim.data import compute_statistics, save_statistics, write_trajectories
 
 
-def labelled_fields(num: int, frames: int, channels: int = 1, size: int = 8) -> np.ndarray:
-    """Frame ``t`` of trajectory ``i`` is the constant ``1000 i + t`` (+ channel offset)."""
+def labelled_fields(
+    num: int, frames: int, channels: int = 1, size: int = 8
+) -> np.ndarray:
+    """Frame ``t`` of trajectory ``i`` is constant ``1000 i + t`` (+ channel offset)."""
     i = np.arange(num)[:, None, None, None, None]
     t = np.arange(frames)[None, :, None, None, None]
     c = np.arange(channels)[None, None, :, None, None]
@@ -18,7 +20,9 @@ def labelled_fields(num: int, frames: int, channels: int = 1, size: int = 8) -> 
     return fields.astype(np.float32)
 
 
-def travelling_waves(num: int, frames: int, size: int = 16, seed: int = 0) -> np.ndarray:
+def travelling_waves(
+    num: int, frames: int, size: int = 16, seed: int = 0
+) -> np.ndarray:
     """Smooth 2-D fields advected at a per-trajectory constant velocity (learnable)."""
     rng = np.random.default_rng(seed)
     x = np.arange(size) / size
@@ -35,12 +39,14 @@ def travelling_waves(num: int, frames: int, size: int = 16, seed: int = 0) -> np
 def write_dataset(
     root: Path, splits: dict[str, np.ndarray], *, channel_names: list[str] | None = None
 ) -> Path:
-    """Write ``{split: fields}`` with unit-spaced times and stats.json; return ``root``."""
+    """Write ``{split: fields}``, unit-spaced times and stats.json; return ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     for split, fields in splits.items():
         n, t, c, *space = fields.shape
         names = channel_names or [f"u{k}" for k in range(c)]
-        coords = {d: np.arange(s) / s for d, s in zip(("x", "y", "z"), space, strict=False)}
+        coords = {
+            d: np.arange(s) / s for d, s in zip(("x", "y", "z"), space, strict=False)
+        }
         write_trajectories(
             root / f"{split}.h5",
             fields,

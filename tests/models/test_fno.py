@@ -30,7 +30,9 @@ def test_resolution_independence_on_band_limited_input():
     coarse = fine[::2]
 
     def field(x):
-        return torch.sin(2 * torch.pi * x)[:, None] * torch.cos(2 * torch.pi * x)[None, :]
+        return (
+            torch.sin(2 * torch.pi * x)[:, None] * torch.cos(2 * torch.pi * x)[None, :]
+        )
 
     y_fine = model(field(fine)[None, None])
     y_coarse = model(field(coarse)[None, None])
@@ -48,8 +50,9 @@ def test_state_dict_is_plain_and_loads_with_weights_only():
     torch.save(state, buffer)
     buffer.seek(0)
     loaded = torch.load(buffer, weights_only=True)
-    clone = torch.nn.ModuleDict({"net": FNO(2, 1, n_modes=(4, 4), hidden_channels=4,
-                                            n_layers=1)})
+    clone = torch.nn.ModuleDict(
+        {"net": FNO(2, 1, n_modes=(4, 4), hidden_channels=4, n_layers=1)}
+    )
     clone.load_state_dict(loaded)
     x = torch.randn(1, 2, 8, 8)
     torch.testing.assert_close(clone["net"](x), model(x))

@@ -105,10 +105,13 @@ def test_non_finite_loss_stops_with_step_and_batch(root):
 def test_checkpoint_restores_identical_model_and_resume_matches(root, tmp_path):
     def run(max_epochs, ckpt_path=None, folder="a"):
         pl.seed_everything(0)
-        dm = TrajectoryDataModule(root, num_channels=1, time_history=2, batch_size=4,
-                                  seed=0)
+        dm = TrajectoryDataModule(
+            root, num_channels=1, time_history=2, batch_size=4, seed=0
+        )
         task = make_task()
-        checkpoint = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / folder, save_last=True)
+        checkpoint = pl.callbacks.ModelCheckpoint(
+            dirpath=tmp_path / folder, save_last=True
+        )
         trainer = make_trainer(tmp_path / folder, max_epochs, callbacks=[checkpoint])
         trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path)
         return task, trainer, checkpoint
@@ -116,11 +119,14 @@ def test_checkpoint_restores_identical_model_and_resume_matches(root, tmp_path):
     full, trainer_full, _ = run(3, folder="full")
     _, _, first = run(2, folder="part")
     resumed, trainer_resumed, _ = run(3, ckpt_path=first.last_model_path, folder="part")
-    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(),
-                                 strict=True):
+    for (name, a), (_, b) in zip(
+        full.state_dict().items(), resumed.state_dict().items(), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
-    assert (trainer_full.callback_metrics["val/rollout_rel_l2"]
-            == trainer_resumed.callback_metrics["val/rollout_rel_l2"])
+    assert (
+        trainer_full.callback_metrics["val/rollout_rel_l2"]
+        == trainer_resumed.callback_metrics["val/rollout_rel_l2"]
+    )
 
     net = FNO(2, 1, n_modes=(8, 8), hidden_channels=12, n_layers=2)
     loaded = AutoregressiveSurrogate.load_from_checkpoint(

@@ -36,7 +36,9 @@ class ExponentialDecay:
 def test_constant_step_lands_exactly_on_save_times():
     stepper = ExponentialDecay()
     save_at = [0.1 * k for k in range(1, 11)]
-    sol = integrate(stepper, ConstantStep(0.03), torch.ones(2, 1), 0.0, 1.0, save_at=save_at)
+    sol = integrate(
+        stepper, ConstantStep(0.03), torch.ones(2, 1), 0.0, 1.0, save_at=save_at
+    )
     assert sol.ts.tolist() == save_at
     expected = torch.exp(-torch.tensor(save_at, dtype=torch.float64))
     torch.testing.assert_close(sol.ys[0, :, 0].double(), expected, rtol=1e-6, atol=0)
@@ -47,8 +49,14 @@ def test_constant_step_lands_exactly_on_save_times():
 
 def test_constant_step_count_has_no_round_off_drift():
     stepper = ExponentialDecay()
-    sol = integrate(stepper, ConstantStep(0.01), torch.ones(1, 1, dtype=torch.float64),
-                    0.0, 1.0, save_at=[0.5, 1.0])
+    sol = integrate(
+        stepper,
+        ConstantStep(0.01),
+        torch.ones(1, 1, dtype=torch.float64),
+        0.0,
+        1.0,
+        save_at=[0.5, 1.0],
+    )
     # 0.01 divides the interval: exactly 50 steps per interval, no sliver steps.
     assert sol.stats["n_accepted"] == 100
     assert min(dt for _, dt in stepper.steps) > 0.01 * (1 - 1e-9)
@@ -56,20 +64,23 @@ def test_constant_step_count_has_no_round_off_drift():
 
 def test_initial_time_in_save_at_saves_initial_state():
     y0 = torch.tensor([[3.0]], dtype=torch.float64)
-    sol = integrate(ExponentialDecay(), ConstantStep(0.1), y0, 0.0, 1.0, save_at=[0.0, 1.0])
+    sol = integrate(
+        ExponentialDecay(), ConstantStep(0.1), y0, 0.0, 1.0, save_at=[0.0, 1.0]
+    )
     assert sol.ys[0, 0, 0].item() == 3.0
     assert sol.ys[0, 1, 0].item() == pytest.approx(3.0 * math.exp(-1.0), rel=1e-12)
 
 
 def test_cfl_controller_respects_bound_at_both_ends():
-    # Growing speed: y' = +y; the speed of the state grows during each step, so the bound at
-    # the end of the step is the binding one and rejections must happen.
+    # Growing speed: y' = +y; the speed of the state grows during each step, so the
+    # bound at the end of the step is the binding one and rejections must happen.
     stepper = ExponentialDecay(rate=-3.0, speed=1.0)
     controller = CFLController(courant_number=0.5, dt_max=1.0)
     y0 = torch.tensor([[1.0], [0.5]], dtype=torch.float64)
     sol = integrate(stepper, controller, y0, 0.0, 1.0, save_at=[0.25, 0.5, 1.0])
     assert sol.ts.tolist() == [0.25, 0.5, 1.0]
-    # Replay the accepted steps: each satisfies dt * max(speed(y0), speed(y1)) / dx <= C.
+    # Replay the accepted steps: each satisfies
+    # dt * max(speed(y0), speed(y1)) / dx <= C.
     y = 1.0
     t = 0.0
     accepted = 0
@@ -113,8 +124,14 @@ def test_non_finite_state_names_trajectory_and_time():
             return StepResult(y)
 
     with pytest.raises(NonFiniteError, match=r"t=0\.6.*\[1\]") as info:
-        integrate(BlowUp(), ConstantStep(0.1), torch.ones(3, 1), 0.0, 1.0,
-                  save_at=[0.2, 0.4, 0.6, 0.8, 1.0])
+        integrate(
+            BlowUp(),
+            ConstantStep(0.1),
+            torch.ones(3, 1),
+            0.0,
+            1.0,
+            save_at=[0.2, 0.4, 0.6, 0.8, 1.0],
+        )
     assert info.value.indices == [1]
 
 
@@ -126,5 +143,11 @@ def test_constant_step_rejects_bad_dt(dt):
 
 def test_save_times_must_increase():
     with pytest.raises(ValueError, match="increasing"):
-        integrate(ExponentialDecay(), ConstantStep(0.1), torch.ones(1, 1), 0.0, 1.0,
-                  save_at=[0.5, 0.2])
+        integrate(
+            ExponentialDecay(),
+            ConstantStep(0.1),
+            torch.ones(1, 1),
+            0.0,
+            1.0,
+            save_at=[0.5, 0.2],
+        )

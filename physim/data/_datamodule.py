@@ -1,0 +1,244 @@
+"""`TrajectoryDataModule`: the one data module every physim model trains on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ._errors import DatasetError
+from ._format import TrajectoryFile
+from ._stats import load_statistics
+from ._windows import FrameSource, InMemorySource, TrajectoryDataset, WindowDataset
+
+SPLITS = ("train", "valid", "test")
+# Splits smaller than this are read into memory once (fast random windows); larger
+# ones stay on disk and are read lazily, chunk by chunk, by each worker's own handle.
+IN_MEMORY_LIMIT_BYTES = 2 * 1024**3
+
+
+class TrajectoryDataModule(pl.LightningDataModule):
+    """Training windows; one-step and full-trajectory loaders for validation and test.
+
+    The dataset lives in ``root`` as ``{train,valid,test}.h5`` plus ``stats.json`` (see
+    :mod:`physim.data`). When files are missing, :meth:`prepare_data` (rank 0) calls
+    ``generator(root)`` to create them with the built-in solver.
+
+    Batches are dicts of float32 tensors in physical units, ``[B, T, C, *space]``:
+    training and one-step loaders give ``history`` (``time_history`` frames) and
+    ``future`` (``time_future * (1 + unroll_steps)`` frames); rollout loaders give
+    ``trajectory`` (all frames). Validation and test each have two loaders: index 0 is
+    one-step, index 1 is rollout. Normalisation statistics are in :attr:`statistics`;
+    the task applies them, so a checkpoint carries its own normalisation.
+
+    Args:
+        root: the dataset folder.
+        num_channels: channels the model expects; checked against the files.
+        time_history: input frames per sample.
+        time_future: frames predicted per model call.
+        time_stride: use every ``time_stride``-th stored frame.
+        unroll_steps: extra model calls per training sample (pushforward/unrolling).
+        rollout_steps: frames predicted in rollout evaluation (default: all remaining).
+        batch_size: training batch size (per process under DDP).
+        eval_batch_size: batch size for validation/test (default: ``batch_size``).
+        num_workers: DataLoader worker processes.
+        in_memory: read splits into memory; ``None`` decides by size.
+        max_trajectories: cap per split, e.g. ``{"train": 100}``, for quick experiments.
+        val_rollout_trajectories: validation rollouts use the first so many trajectories
+            (rollouts are costly; the test split always uses all).
+        seed: seeds the training shuffle, one permutation per epoch (so a resumed run
+            sees the same batches as an uninterrupted one).
+        generator: called as ``generator(root)`` to create a missing dataset.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        num_channels: int,
+        time_history: int = 1,
+        time_future: int = 1,
+        time_stride: int = 1,
+        unroll_steps: int = 0,
+        rollout_steps: int | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        in_memory: bool | None = None,
+        max_trajectories: dict[str, int] | None = None,
+        val_rollout_trajectories: int | None = None,
+        seed: int = 0,
+        generator: Callable[[Path], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        for name, value, minimum in [
+            ("num_channels", num_channels, 1),
+            ("time_history", time_history, 1),
+            ("time_future", time_future, 1),
+            ("time_stride", time_stride, 1),
+            ("unroll_steps", unroll_steps, 0),
+            ("batch_size", batch_size, 1),
+            ("num_workers", num_workers, 0),
+        ]:
+            if int(value) != value or value < minimum:
+                raise ValueError(
+                    f"TrajectoryDataModule: {name} must be an integer >= {minimum}, "
+                    f"got {value!r}."
+                )
+        unknown = set(max_trajectories or {}) - set(SPLITS)
+        if unknown:
+            raise ValueError(
+                f"TrajectoryDataModule: max_trajectories has unknown split(s) "
+                f"{sorted(unknown)}; use {list(SPLITS)}."
+            )
+        self.root = Path(root)
+        self.num_channels = num_channels
+        self.time_history = time_history
+        self.time_future = time_future
+        self.time_stride = time_stride
+        self.unroll_steps = unroll_steps
+        self.rollout_steps = rollout_steps
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.in_memory = in_memory
+        self.max_trajectories = dict(max_trajectories or {})
+        self.val_rollout_trajectories = val_rollout_trajectories
+        self.seed = seed
+        self.generator = generator
+        self.files: dict[str, TrajectoryFile] = {}
+        self.statistics: dict[str, list[float]] = {}
+        self._sources: dict[str, FrameSource] = {}
+
+    # ------------------------------------------------------------------ preparation
+    def split_path(self, split: str) -> Path:
+        return self.root / f"{split}.h5"
+
+    def missing_files(self) -> list[Path]:
+        paths = [self.split_path(s) for s in SPLITS] + [self.root / "stats.json"]
+        return [p for p in paths if not p.exists()]
+
+    def prepare_data(self) -> None:
+        """Generate the dataset if files are missing (Lightning calls it on rank 0)."""
+        missing = self.missing_files()
+        if not missing:
+            return
+        if self.generator is None:
+            raise DatasetError(
+                f"{missing[0]}: dataset file not found and no generator configured. "
+                "Generate it (python scripts/generate.py data=<name>) or set data.root "
+                "to "
+                "a folder holding train.h5, valid.h5, test.h5 and stats.json."
+            )
+        self.generator(self.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        """Open the split files lazily and build the datasets for ``stage``."""
+        if self._sources:
+            return
+        for split in SPLITS:
+            file = TrajectoryFile(self.split_path(split))
+            if len(file.channel_names) != self.num_channels:
+                raise DatasetError(
+                    f"{file.path}: holds {len(file.channel_names)} channel(s) "
+                    f"{list(file.channel_names)} but the model is configured for "
+                    f"num_channels={self.num_channels}; set data.num_channels (and the "
+                    "model's channels) to match the data."
+                )
+            self.files[split] = file
+            self._sources[split] = self._source(file)
+        self.statistics = load_statistics(self.root)
+        self.window_dataset("train", self.unroll_steps)  # validates the window length
+        stored = self.files["test"].num_frames // self.time_stride
+        if self.rollout_steps is None:
+            self.rollout_steps = stored - self.time_history
+        if not 1 <= self.rollout_steps <= stored - self.time_history:
+            raise ValueError(
+                f"TrajectoryDataModule: rollout_steps={self.rollout_steps} does not "
+                "fit "
+                f"trajectories of {stored} frames after {self.time_history} history "
+                "frames."
+            )
+
+    def _source(self, file: TrajectoryFile) -> FrameSource:
+        in_memory = self.in_memory
+        if in_memory is None:
+            in_memory = file.nbytes <= IN_MEMORY_LIMIT_BYTES
+        return InMemorySource.load(file) if in_memory else file
+
+    def _trajectories(self, split: str, limit: int | None = None) -> list[int]:
+        count = self.files[split].num_trajectories
+        cap = self.max_trajectories.get(split)
+        for bound in (cap, limit):
+            if bound is not None:
+                count = min(count, bound)
+        return list(range(count))
+
+    # ------------------------------------------------------------------ datasets
+    def window_dataset(self, split: str, unroll_steps: int = 0) -> WindowDataset:
+        return WindowDataset(
+            self._sources[split],
+            self.time_history,
+            self.time_future * (1 + unroll_steps),
+            stride=self.time_stride,
+            trajectories=self._trajectories(split),
+        )
+
+    def rollout_dataset(self, split: str) -> TrajectoryDataset:
+        limit = self.val_rollout_trajectories if split == "valid" else None
+        return TrajectoryDataset(
+            self._sources[split],
+            stride=self.time_stride,
+            trajectories=self._trajectories(split, limit),
+            num_frames=self.time_history + self.rollout_steps,
+        )
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        sampler = None
+        if shuffle:
+            # A DistributedSampler even in one process: its permutation is a function of
+            # (seed, epoch), which Lightning sets each epoch and restores on resume.
+            # Under DDP each rank takes its share; Lightning leaves it in place.
+            trainer = self.trainer
+            sampler = DistributedSampler(
+                dataset,
+                num_replicas=trainer.world_size if trainer else 1,
+                rank=trainer.global_rank if trainer else 0,
+                shuffle=True,
+                seed=self.seed,
+            )
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self.window_dataset("train", self.unroll_steps)
+        return self._loader(dataset, self.batch_size, shuffle=True)
+
+    def _eval_loaders(self, split: str) -> list[DataLoader]:
+        return [
+            self._loader(self.window_dataset(split), self.eval_batch_size, False),
+            self._loader(self.rollout_dataset(split), self.eval_batch_size, False),
+        ]
+
+    def val_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders("valid")
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return self._eval_loaders("test")
+
+    # ------------------------------------------------------------------ metadata
+    @property
+    def output_interval(self) -> float:
+        """Physical time between consecutive frames the model sees."""
+        times = self.files["test"].times
+        return float(times[1] - times[0]) * self.time_stride if len(times) > 1 else 1.0

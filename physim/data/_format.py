@@ -1,0 +1,352 @@
+"""physim's trajectory file: one HDF5 file per split, readable by h5py and xarray.
+
+Layout of ``<root>/<split>.h5`` (format version 1)::
+
+    fields    [N, T, C, *space]  the trajectories (dtype as given, float32 by default),
+                                 one trajectory (or a time block of one) per chunk
+    sample    [N]  int64         trajectory index                  -- dimension scale
+    time      [T]  float64       physical output times             -- dimension scale
+    channel   [C]  utf-8 str     channel names                     -- dimension scale
+    x, y, ... [M]  float64       cell positions per spatial axis   -- dimension scales
+    attrs: physim_format_version (int), physim_version, created (ISO time), and what
+           the writer passes (pde, param_*, solver, controller, output_interval, seed)
+
+Coordinates are 1-D datasets *named like their dimension* and attached to ``fields`` as
+HDF5 dimension scales; that is how netCDF-4 stores coordinate variables, so
+``xarray.open_dataset(path, engine="h5netcdf")`` sees the named dimensions
+``("sample", "time", "channel", "x", "y")`` and their values, with no ``phony_dim_*``.
+
+Files are written (by :mod:`physim.data._format_write`) under a temporary name in the
+same folder and renamed with ``os.replace`` (atomic on POSIX) only when complete, so a
+crash never leaves a file that looks finished. Alternatives considered: zarr (many small
+files, poor on shared filesystems) and netCDF4-python (an extra C dependency; h5py
+writes the same layout).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ._errors import DatasetError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "TrajectoryFile",
+    "validate_trajectory_file",
+]
+
+# ------------------------------------------- layout, shared with _format_write (writer)
+FORMAT_VERSION = 1
+FIELDS = "fields"
+LEADING_DIMS = ("sample", "time", "channel")
+# Chunks of about this many bytes: HDF5's guidance is 10 KiB - 1 MiB for random access
+# and a few MiB for streaming. Training reads whole windows of one trajectory, so one
+# trajectory per chunk (a time block when a trajectory is larger) keeps a window to one
+# or two chunk reads. No compression: float fields barely compress and decompression
+# would cost more than the disk read.
+CHUNK_TARGET_BYTES = 4 * 1024**2
+# Chunk cache per open file (HDF5's default is 1 MiB, smaller than one chunk here).
+READ_CACHE_BYTES = 16 * 1024**2
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value read by h5py as a plain Python value."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    return value
+
+
+def chunk_shape(shape: Sequence[int], itemsize: int) -> tuple[int, ...]:
+    """One trajectory per chunk, cut along time (then channel, space) if too big."""
+    chunk = [1, *shape[1:]]
+    for axis in range(1, len(shape)):
+        total = math.prod(chunk) * itemsize
+        if total <= CHUNK_TARGET_BYTES:
+            break
+        others = total // chunk[axis]
+        chunk[axis] = max(1, CHUNK_TARGET_BYTES // others)
+    return tuple(max(1, c) for c in chunk)
+
+
+def temporary_path(path: Path) -> Path:
+    """``<name>.tmp-<host>-<pid>`` next to ``path`` (unique per process, NFS too)."""
+    host = re.sub(r"[^A-Za-z0-9_.-]", "_", socket.gethostname())[:40]
+    return path.with_name(f"{path.name}.tmp-{host}-{os.getpid()}")
+
+
+# ---------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class _Metadata:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    chunks: tuple[int, ...]
+    dims: tuple[str, ...]
+    times: np.ndarray
+    channel_names: tuple[str, ...]
+    coords: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise DatasetError(
+            f"{path}: trajectory file not found. Generate the dataset "
+            "(python scripts/generate.py data=<name>) or fix the path."
+        )
+    if not path.is_file():
+        raise DatasetError(f"{path}: is not a file; point at a <split>.h5 file.")
+    try:
+        return h5py.File(path, "r", rdcc_nbytes=READ_CACHE_BYTES)
+    except OSError as error:
+        raise DatasetError(
+            f"{path}: not a readable HDF5 file (corrupt, truncated or another format: "
+            f"{error}). Delete it and regenerate the dataset."
+        ) from error
+
+
+def _metadata(handle: h5py.File, path: Path) -> _Metadata:
+    """Read and check everything except the field values."""
+    attrs = {key: _plain(value) for key, value in handle.attrs.items()}
+    version = attrs.get("physim_format_version")
+    if version is None:
+        raise DatasetError(
+            f"{path}: attribute 'physim_format_version' is missing, so this is not a "
+            "physim trajectory file (foreign file). Convert it with physim.data."
+            "write_trajectories, or use the matching reader."
+        )
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: physim_format_version={version!r}, but this physim reads version "
+            f"<= {FORMAT_VERSION}. Upgrade physim or regenerate the file."
+        )
+    fields = handle.get(FIELDS)
+    if not isinstance(fields, h5py.Dataset):
+        raise DatasetError(
+            f"{path}: key '{FIELDS}' is missing (or not a dataset); the file is "
+            "incomplete or foreign. Delete it and regenerate the dataset."
+        )
+    if fields.ndim < 4:
+        raise DatasetError(
+            f"{path}: '{FIELDS}' has {fields.ndim} axes {fields.shape}; expected "
+            "[sample, time, channel, *space] with at least one spatial axis."
+        )
+    dims = tuple(dim.label for dim in fields.dims)
+    if dims[:3] != LEADING_DIMS or not all(dims[3:]):
+        raise DatasetError(
+            f"{path}: '{FIELDS}' has dimension names {dims}; expected "
+            f"{LEADING_DIMS} followed by the spatial dimensions. Regenerate the file."
+        )
+    values: dict[str, np.ndarray] = {}
+    for axis, name in enumerate(dims):
+        scale = handle.get(name)
+        if not isinstance(scale, h5py.Dataset):
+            raise DatasetError(
+                f"{path}: coordinate key '{name}' (axis {axis} of '{FIELDS}') is "
+                "missing. Regenerate the file."
+            )
+        if scale.shape != (fields.shape[axis],):
+            raise DatasetError(
+                f"{path}: coordinate '{name}' has shape {scale.shape} but axis {axis} "
+                f"of '{FIELDS}' has length {fields.shape[axis]}. Regenerate the file."
+            )
+        values[name] = scale[()]
+    times = np.asarray(values["time"], dtype=np.float64)
+    if not np.isfinite(times).all() or np.any(np.diff(times) <= 0):
+        raise DatasetError(
+            f"{path}: coordinate 'time' must be finite and strictly increasing, got "
+            f"{times[:5].tolist()}... Regenerate the file."
+        )
+    channel_names = tuple(_plain(v) for v in values["channel"])
+    coords = {name: np.asarray(values[name], dtype=np.float64) for name in dims[3:]}
+    return _Metadata(
+        shape=tuple(fields.shape),
+        dtype=fields.dtype,
+        chunks=tuple(fields.chunks or fields.shape),
+        dims=dims,
+        times=times,
+        channel_names=channel_names,
+        coords=coords,
+        attrs=attrs,
+    )
+
+
+def validate_trajectory_file(
+    path: str | Path, *, expect: Mapping[str, Any] | None = None
+) -> None:
+    """Check that ``path`` is a complete physim trajectory file.
+
+    Checks: the file exists and is HDF5; it carries ``physim_format_version`` (else it
+    is a foreign file); ``fields`` exists with ``[sample, time, channel, *space]`` axes;
+    every coordinate exists and matches its axis length; times increase. Field values
+    are not read here (non-finite values are caught by
+    :func:`physim.data.compute_statistics`).
+
+    Args:
+        path: the file.
+        expect: attribute values the file must have, e.g. ``{"split": "train"}``.
+
+    Raises:
+        DatasetError: naming the file, the key or attribute at fault and the fix.
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        meta = _metadata(handle, path)
+    for key, wanted in (expect or {}).items():
+        if key not in meta.attrs:
+            raise DatasetError(
+                f"{path}: attribute '{key}' is missing (expected {wanted!r}); the file "
+                "was written for a different dataset spec."
+            )
+        if meta.attrs[key] != wanted:
+            raise DatasetError(
+                f"{path}: attribute '{key}' is {meta.attrs[key]!r}, expected "
+                f"{wanted!r}; the file was written for a different dataset spec."
+            )
+
+
+class TrajectoryFile:
+    """Lazy reader of one trajectory file.
+
+    The file is validated and its metadata read when the object is created; the HDF5
+    handle for the field values is opened on the first :meth:`read` and is not pickled,
+    so every DataLoader worker and DDP process opens its own (HDF5 handles must not be
+    shared across processes; a handle inherited through ``fork`` is detected by pid and
+    reopened).
+
+    Args:
+        path: the ``<split>.h5`` file.
+
+    Raises:
+        DatasetError: see :func:`validate_trajectory_file`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with _open(self.path) as handle:
+            self._meta = _metadata(handle, self.path)
+        self._handle: h5py.File | None = None
+        self._fields: h5py.Dataset | None = None
+        self._pid: int | None = None
+
+    # ------------------------------------------------------------ metadata
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(N, T, C, *space)``."""
+        return self._meta.shape
+
+    @property
+    def num_trajectories(self) -> int:
+        return self._meta.shape[0]
+
+    @property
+    def num_frames(self) -> int:
+        return self._meta.shape[1]
+
+    @property
+    def num_channels(self) -> int:
+        return self._meta.shape[2]
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return self._meta.shape[3:]
+
+    @property
+    def spatial_dims(self) -> tuple[str, ...]:
+        """Spatial dimension names, e.g. ``("x", "y")``."""
+        return self._meta.dims[3:]
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return self._meta.channel_names
+
+    @property
+    def times(self) -> np.ndarray:
+        """Physical output times ``[T]`` (float64)."""
+        return self._meta.times.copy()
+
+    @property
+    def coords(self) -> dict[str, np.ndarray]:
+        """Cell positions per spatial dimension (float64)."""
+        return {name: values.copy() for name, values in self._meta.coords.items()}
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """File attributes as plain Python values."""
+        return dict(self._meta.attrs)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._meta.dtype
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        """The HDF5 chunk shape of ``fields``."""
+        return self._meta.chunks
+
+    @property
+    def nbytes(self) -> int:
+        """Size of all field values in memory."""
+        return math.prod(self._meta.shape) * self._meta.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.num_trajectories
+
+    # ------------------------------------------------------------ data
+    def _dataset(self) -> h5py.Dataset:
+        if self._fields is None or self._pid != os.getpid():
+            self._handle = _open(self.path)
+            self._fields = self._handle[FIELDS]
+            self._pid = os.getpid()
+        return self._fields
+
+    def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
+        """Frames of trajectory ``index`` as ``[T', C, *space]`` (the stored dtype).
+
+        Args:
+            index: trajectory index in ``[0, num_trajectories)``.
+            frames: which frames (any slice with a positive step).
+        """
+        if not 0 <= index < self.num_trajectories:
+            raise IndexError(
+                f"{self.path}: trajectory {index} out of range "
+                f"[0, {self.num_trajectories})."
+            )
+        return self._dataset()[index, frames]
+
+    def close(self) -> None:
+        """Close the HDF5 handle (reopened on the next :meth:`read`)."""
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle = self._fields = self._pid = None
+
+    def __enter__(self) -> TrajectoryFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_handle=None, _fields=None, _pid=None)
+        return state
+
+    def __repr__(self) -> str:
+        return f"TrajectoryFile('{self.path}', shape={self.shape}, dtype={self.dtype})"

@@ -1,0 +1,310 @@
+"""Writing physim trajectory files, incrementally and atomically.
+
+The layout is specified, read and validated in :mod:`physim.data._format`; this module
+only writes it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ._errors import DatasetError
+from ._format import (
+    FIELDS,
+    FORMAT_VERSION,
+    LEADING_DIMS,
+    chunk_shape,
+    temporary_path,
+)
+
+__all__ = ["TrajectoryWriter", "write_trajectories"]
+
+PLAIN_TYPES = (bool, int, float, str, np.bool_, np.integer, np.floating, np.str_)
+
+
+def _physim_version() -> str:
+    from physim import __version__
+
+    return __version__
+
+
+def _check_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    checked = {}
+    for key, value in attrs.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(
+                f"Trajectory file attributes: key {key!r} must be a string."
+            )
+        if not isinstance(value, PLAIN_TYPES):
+            raise TypeError(
+                f"Trajectory file attribute '{key}' has type {type(value).__name__}; "
+                "only str, int, float and bool are stored. Flatten it (param_<name>) "
+                "or "
+                "convert it to a string (e.g. json.dumps)."
+            )
+        checked[key] = value
+    return checked
+
+
+def _check_axis(name: str, values: Any, *, strictly_increasing: bool) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(
+            f"Trajectory coordinate '{name}' must be a non-empty 1-D array, "
+            f"got shape {array.shape}."
+        )
+    if not np.isfinite(array).all():
+        raise ValueError(f"Trajectory coordinate '{name}' holds NaN or Inf values.")
+    if strictly_increasing and np.any(np.diff(array) <= 0):
+        raise ValueError(f"Trajectory coordinate '{name}' must be strictly increasing.")
+    return array
+
+
+class TrajectoryWriter:
+    """Writes a trajectory file incrementally and atomically.
+
+    The array ``[num_trajectories, T, C, *space]`` is preallocated in
+    ``<name>.tmp-<host>-<pid>`` next to ``path``; :meth:`write` fills trajectories; a
+    successful exit from the ``with`` block (or :meth:`close`) checks that every
+    trajectory was written and renames the file to ``path`` (replacing an existing one).
+    On an exception (or :meth:`abort`) the temporary file is removed, so ``path`` never
+    holds a partial file.
+
+    Example::
+
+        with TrajectoryWriter(path, num_trajectories=8, times=t, coords={"x": x},
+                              channel_names=["u"], attrs={"pde": "heat"}) as writer:
+            for i in range(8):
+                writer.write(i, solve(i))      # [T, C, *space]
+
+    Args:
+        path: the final file name.
+        num_trajectories: N.
+        times: the physical output times ``[T]``, strictly increasing.
+        coords: cell positions per spatial dimension, in axis order (``{"x": ..}``).
+        channel_names: one name per channel.
+        attrs: file attributes (str, int, float or bool values).
+        dtype: the stored dtype of ``fields``.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        num_trajectories: int,
+        times: Any,
+        coords: Mapping[str, Any],
+        channel_names: Sequence[str],
+        attrs: Mapping[str, Any],
+        dtype: Any = np.float32,
+    ) -> None:
+        self.path = Path(path)
+        if int(num_trajectories) != num_trajectories or num_trajectories < 1:
+            raise ValueError(
+                f"TrajectoryWriter: num_trajectories must be a positive integer, got "
+                f"{num_trajectories!r}."
+            )
+        times = _check_axis("time", times, strictly_increasing=True)
+        names = [str(name) for name in channel_names]
+        if not names or len(set(names)) != len(names) or not all(names):
+            raise ValueError(
+                f"TrajectoryWriter: channel_names must be distinct non-empty strings, "
+                f"got {list(channel_names)!r}."
+            )
+        if not coords:
+            raise ValueError(
+                "TrajectoryWriter: coords needs one entry per spatial axis."
+            )
+        reserved = {FIELDS, *LEADING_DIMS}
+        for name in coords:
+            if name in reserved or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(
+                    f"TrajectoryWriter: spatial dimension name {name!r} is not "
+                    "allowed; "
+                    f"use an identifier other than {sorted(reserved)} (e.g. 'x', 'y')."
+                )
+        axes = {
+            name: _check_axis(name, values, strictly_increasing=False)
+            for name, values in coords.items()
+        }
+        self.dtype = np.dtype(dtype)
+        self.shape = (
+            int(num_trajectories),
+            len(times),
+            len(names),
+            *(len(a) for a in axes.values()),
+        )
+        user_attrs = _check_attrs(attrs)
+        stored = {
+            "physim_version": _physim_version(),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            **user_attrs,
+            "physim_format_version": FORMAT_VERSION,
+        }
+        self._written = np.zeros(self.shape[0], dtype=bool)
+        self._tmp = temporary_path(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = h5py.File(self._tmp, "w")
+        except OSError as error:
+            raise DatasetError(
+                f"{self.path}: cannot write here ({error}). Choose a writable folder."
+            ) from error
+        try:
+            self._layout(times, axes, names, stored)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _layout(
+        self,
+        times: np.ndarray,
+        axes: dict[str, np.ndarray],
+        names: list[str],
+        attrs: dict[str, Any],
+    ) -> None:
+        f = self._file
+        self._fields = f.create_dataset(
+            FIELDS,
+            shape=self.shape,
+            dtype=self.dtype,
+            chunks=chunk_shape(self.shape, self.dtype.itemsize),
+        )
+        scales = {
+            "sample": np.arange(self.shape[0], dtype=np.int64),
+            "time": times,
+            "channel": np.array(names, dtype=h5py.string_dtype("utf-8")),
+            **axes,
+        }
+        for axis, (name, values) in enumerate(scales.items()):
+            scale = f.create_dataset(name, data=values)
+            scale.make_scale(name)
+            self._fields.dims[axis].attach_scale(scale)
+            self._fields.dims[axis].label = name
+        f[FIELDS].attrs["long_name"] = "trajectories [sample, time, channel, *space]"
+        f["time"].attrs["long_name"] = "physical time of each stored frame"
+        for key, value in attrs.items():
+            f.attrs[key] = value
+
+    def write(self, index: int | slice, block: Any) -> None:
+        """Store trajectory ``index`` (``[T, C, *space]``) or a slice of them.
+
+        Args:
+            index: a trajectory index, or a ``slice`` (step 1) of trajectories.
+            block: ``[T, C, *space]`` for an index, ``[n, T, C, *space]`` for a slice;
+                cast to the file's dtype. Torch tensors are accepted (moved to CPU).
+        """
+        if self._file is None:
+            raise RuntimeError(f"{self.path}: the writer is already closed.")
+        if hasattr(block, "detach"):
+            block = block.detach().cpu().numpy()
+        block = np.asarray(block)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self.shape[0])
+            if step != 1:
+                raise ValueError(
+                    f"TrajectoryWriter.write: slice step must be 1: {index}."
+                )
+            expected: tuple[int, ...] = (stop - start, *self.shape[1:])
+            rows = slice(start, stop)
+        else:
+            if not 0 <= index < self.shape[0]:
+                raise IndexError(
+                    f"TrajectoryWriter.write: trajectory {index} out of range "
+                    f"[0, {self.shape[0]})."
+                )
+            expected = self.shape[1:]
+            rows = slice(index, index + 1)
+        if block.shape != expected:
+            raise ValueError(
+                f"TrajectoryWriter.write: block for trajectories {index} has shape "
+                f"{block.shape}; expected {expected} ([.., T, C, *space] of "
+                f"{self.path})."
+            )
+        self._fields[rows] = block.reshape(-1, *self.shape[1:]).astype(
+            self.dtype, copy=False
+        )
+        self._written[rows] = True
+
+    def close(self) -> Path:
+        """Finish: check completeness, then atomically rename to the final path."""
+        if self._file is None:
+            return self.path
+        missing = np.flatnonzero(~self._written)
+        if missing.size:
+            self.abort()
+            raise DatasetError(
+                f"{self.path}: trajectories {missing[:10].tolist()} were never written "
+                f"({missing.size} of {self.shape[0]}); nothing was saved. Write every "
+                "trajectory before closing."
+            )
+        self._file.close()
+        self._file = None
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Discard everything written: close and delete the temporary file."""
+        if self._file is not None:
+            try:
+                self._file.close()
+            finally:
+                self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_trajectories(
+    path: str | Path,
+    fields: Any,
+    *,
+    times: Any,
+    coords: Mapping[str, Any],
+    channel_names: Sequence[str],
+    attrs: Mapping[str, Any],
+) -> Path:
+    """Write a whole ``[N, T, C, *space]`` array atomically (dtype kept); return path.
+
+    See :class:`TrajectoryWriter` for the arguments and the layout.
+    """
+    if hasattr(fields, "detach"):
+        fields = fields.detach().cpu().numpy()
+    fields = np.asarray(fields)
+    if fields.ndim < 4:
+        raise ValueError(
+            f"write_trajectories: fields must be [N, T, C, *space] with at least one "
+            f"spatial axis, got shape {fields.shape}."
+        )
+    with TrajectoryWriter(
+        path,
+        num_trajectories=fields.shape[0],
+        times=times,
+        coords=coords,
+        channel_names=channel_names,
+        attrs=attrs,
+        dtype=fields.dtype,
+    ) as writer:
+        writer.write(slice(None), fields)
+    return writer.path

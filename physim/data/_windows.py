@@ -1,0 +1,137 @@
+"""Map-style datasets over trajectory files: training windows and whole trajectories."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class FrameSource(Protocol):
+    """Anything that reads frames of trajectory ``index`` as ``[T', C, *space]``."""
+
+    num_trajectories: int
+    num_frames: int
+
+    def read(self, index: int, frames: slice = ...) -> np.ndarray: ...
+
+
+class InMemorySource:
+    """A whole split held in memory (``[N, T, C, *space]``), read like a file."""
+
+    def __init__(self, fields: np.ndarray) -> None:
+        self.fields = fields
+        self.num_trajectories, self.num_frames = fields.shape[:2]
+
+    @classmethod
+    def load(cls, source: FrameSource) -> InMemorySource:
+        """Read every trajectory of ``source`` once (chunk by chunk) into one array."""
+        first = source.read(0)
+        fields = np.empty((source.num_trajectories, *first.shape), dtype=first.dtype)
+        fields[0] = first
+        for index in range(1, source.num_trajectories):
+            fields[index] = source.read(index)
+        return cls(fields)
+
+    def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
+        return self.fields[index, frames]
+
+
+class WindowDataset(Dataset):
+    """Windows of ``length`` frames, ``stride`` stored frames apart, in one trajectory.
+
+    Item ``k`` is the window of trajectory ``k // windows_per_trajectory`` starting at
+    frame ``k % windows_per_trajectory``; windows never cross two trajectories. The
+    window is split into ``history`` (the first ``time_history`` frames) and ``future``
+    (the rest).
+
+    Args:
+        source: the frames.
+        time_history: frames given to the model.
+        num_future: frames after the history (``time_future * (1 + unroll_steps)``).
+        stride: take every ``stride``-th stored frame (temporal subsampling).
+        trajectories: restrict to these trajectory indices (default: all).
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        time_history: int,
+        num_future: int,
+        stride: int = 1,
+        trajectories: Sequence[int] | None = None,
+    ) -> None:
+        self.source = source
+        self.time_history = time_history
+        self.length = time_history + num_future
+        self.stride = stride
+        span = (self.length - 1) * stride + 1
+        self.windows_per_trajectory = source.num_frames - span + 1
+        if self.windows_per_trajectory < 1:
+            raise ValueError(
+                f"A window of {self.length} frames with time_stride={stride} spans "
+                f"{span} stored frames, but trajectories have only "
+                f"{source.num_frames}. Reduce time_history, time_future, unroll_steps "
+                "or time_stride."
+            )
+        self.trajectories = (
+            list(range(source.num_trajectories))
+            if trajectories is None
+            else list(trajectories)
+        )
+
+    def __len__(self) -> int:
+        return len(self.trajectories) * self.windows_per_trajectory
+
+    def locate(self, item: int) -> tuple[int, int]:
+        """Return ``(trajectory index, first frame)`` of window ``item``."""
+        if not 0 <= item < len(self):
+            raise IndexError(f"window {item} out of range [0, {len(self)})")
+        trajectory, start = divmod(item, self.windows_per_trajectory)
+        return self.trajectories[trajectory], start
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        index, start = self.locate(item)
+        stop = start + (self.length - 1) * self.stride + 1
+        frames = torch.from_numpy(
+            np.ascontiguousarray(
+                self.source.read(index, slice(start, stop, self.stride))
+            )
+        ).float()
+        return {
+            "history": frames[: self.time_history],
+            "future": frames[self.time_history :],
+        }
+
+
+class TrajectoryDataset(Dataset):
+    """Trajectories (every ``stride``-th frame, first ``num_frames``) for rollouts."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        stride: int = 1,
+        trajectories: Sequence[int] | None = None,
+        num_frames: int | None = None,
+    ) -> None:
+        self.source = source
+        self.stride = stride
+        self.frames = slice(
+            0, None if num_frames is None else num_frames * stride, stride
+        )
+        self.trajectories = (
+            list(range(source.num_trajectories))
+            if trajectories is None
+            else list(trajectories)
+        )
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def __getitem__(self, item: int) -> dict[str, Tensor]:
+        frames = self.source.read(self.trajectories[item], self.frames)
+        return {"trajectory": torch.from_numpy(np.ascontiguousarray(frames)).float()}
