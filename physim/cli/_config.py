@@ -66,13 +66,7 @@ def report_user_errors(main: F) -> F:
         except USER_ERRORS as error:
             if os.environ.get("PHYSIM_DEBUG"):
                 raise
-            message = str(error).strip()
-            if (
-                isinstance(error, InstantiationException)
-                and error.__cause__ is not None
-            ):
-                message = f"{message}\n(cause: {error.__cause__})"
-            print(f"physim: error: {message}", file=sys.stderr)
+            print(f"physim: error: {one_line(error)}", file=sys.stderr)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -54,6 +54,11 @@ class AutoregressiveSurrogate(pl.LightningModule):
         time_future: output frames T_out per call.
         residual: predict the (scaled) change from the last frame.
         pushforward: for unrolled samples, gradient through the last call only.
+        input_noise: std of Gaussian noise added to the training history, relative to
+            the field std (Sanchez-Gonzalez et al. 2020). With ``residual`` the target
+            is measured from the noisy last frame, so the model learns to undo input
+            errors, as it must in a rollout. 0 disables it; it never applies in
+            evaluation.
         output_interval: physical time between frames (correlation time units).
         correlation_threshold: for the correlation time.
         scheduler_interval: ``"epoch"`` or ``"step"``.
@@ -71,6 +76,7 @@ class AutoregressiveSurrogate(pl.LightningModule):
         time_future: int = 1,
         residual: bool = True,
         pushforward: bool = True,
+        input_noise: float = 0.0,
         output_interval: float = 1.0,
         correlation_threshold: float = 0.8,
         scheduler_interval: str = "epoch",
@@ -176,6 +182,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
     def model_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Loss, prediction and target (physical) for a window batch."""
         window = batch["history"]
+        if self.training and self.hparams.input_noise > 0:
+            std = self.hparams.input_noise * self._per_channel(self.field_std, window)
+            window = window + std * torch.randn_like(window)
         chunks = batch["future"].split(self.hparams.time_future, dim=1)
         if self.hparams.pushforward and len(chunks) > 1:
             with torch.no_grad():

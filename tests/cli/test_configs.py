@@ -4,7 +4,7 @@ import pytest
 from hydra.utils import instantiate
 from omegaconf import open_dict
 
-from physim.cli import train
+from physim.cli.train import train
 from tests.cli.conftest import EXPERIMENTS, compose_train, shrink_data
 
 
