@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, SumMetric
 
 from physim.rollout import metrics, rollout
+from physim.solvers import spectral_resample
 
 from ._losses import check_finite_loss
 
@@ -59,6 +60,10 @@ class AutoregressiveSurrogate(pl.LightningModule):
             is measured from the noisy last frame, so the model learns to undo input
             errors, as it must in a rollout. 0 disables it; it never applies in
             evaluation.
+        train_points: train on windows spectrally resampled to this many points per
+            axis (e.g. 32 for 64^2 data: 4x cheaper steps); validation, test and
+            rollouts stay at the data's resolution. Only for resolution-independent
+            backbones such as FNO. ``None`` trains at the data's resolution.
         output_interval: physical time between frames (correlation time units).
         correlation_threshold: for the correlation time.
         scheduler_interval: ``"epoch"`` or ``"step"``.
@@ -77,6 +82,7 @@ class AutoregressiveSurrogate(pl.LightningModule):
         residual: bool = True,
         pushforward: bool = True,
         input_noise: float = 0.0,
+        train_points: int | None = None,
         output_interval: float = 1.0,
         correlation_threshold: float = 0.8,
         scheduler_interval: str = "epoch",
@@ -181,11 +187,15 @@ class AutoregressiveSurrogate(pl.LightningModule):
     # ------------------------------------------------------------------ steps
     def model_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Loss, prediction and target (physical) for a window batch."""
-        window = batch["history"]
+        window, future = batch["history"], batch["future"]
+        if self.training and self.hparams.train_points:
+            window, future = (
+                self._resample(x, self.hparams.train_points) for x in (window, future)
+            )
         if self.training and self.hparams.input_noise > 0:
             std = self.hparams.input_noise * self._per_channel(self.field_std, window)
             window = window + std * torch.randn_like(window)
-        chunks = batch["future"].split(self.hparams.time_future, dim=1)
+        chunks = future.split(self.hparams.time_future, dim=1)
         if self.hparams.pushforward and len(chunks) > 1:
             with torch.no_grad():
                 for _chunk in chunks[:-1]:
@@ -200,6 +210,12 @@ class AutoregressiveSurrogate(pl.LightningModule):
             preds.append(pred)
             window = self._slide(window, pred)
         return loss / len(chunks), torch.cat(preds, dim=1), torch.cat(chunks, dim=1)
+
+    @staticmethod
+    def _resample(frames: Tensor, num_points: int) -> Tensor:
+        b, t = frames.shape[:2]
+        resampled = spectral_resample(frames.flatten(0, 1), num_points)
+        return resampled.unflatten(0, (b, t))
 
     @staticmethod
     def _slide(window: Tensor, new: Tensor) -> Tensor:

@@ -136,3 +136,24 @@ def test_checkpoint_restores_identical_model_and_resume_matches(root, tmp_path):
     for name, value in loaded.state_dict().items():
         torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
     assert loaded.field_std.item() != 1.0  # statistics travel with the checkpoint
+
+
+def test_train_points_trains_coarse_and_evaluates_at_data_resolution():
+    task = make_task()
+    task.hparams.train_points = 8
+    batch = {
+        "history": torch.randn(2, 2, 1, 16, 16),
+        "future": torch.randn(2, 1, 1, 16, 16),
+    }
+    task.train()
+    _, pred, target = task.model_step(batch)
+    assert pred.shape == target.shape == (2, 1, 1, 8, 8)
+    # The coarse target is the spectral truncation of the fine one.
+    coarse = torch.fft.rfft2(target[:, 0, 0])
+    fine = torch.fft.rfft2(batch["future"][:, 0, 0])
+    torch.testing.assert_close(
+        coarse[:, :4, :4] * 4, fine[:, :4, :4], rtol=1e-4, atol=1e-4
+    )
+    task.eval()
+    _, pred, _ = task.model_step(batch)
+    assert pred.shape == (2, 1, 1, 16, 16)
