@@ -22,8 +22,8 @@ def test_evaluate_reproduces_the_training_report(tmp_path):
             "+experiment=ns2d",
             "logger=csv",
             "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=2",
-            "+trainer.limit_val_batches=1",
+            "++trainer.limit_train_batches=2",
+            "++trainer.limit_val_batches=1",
         ],
         tmp_path / "train",
     )
