@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, DistributedSampler
@@ -13,6 +13,9 @@ from ._errors import DatasetError
 from ._format import TrajectoryFile
 from ._stats import load_statistics
 from ._windows import FrameSource, InMemorySource, TrajectoryDataset, WindowDataset
+
+if TYPE_CHECKING:
+    from .readers import ExternalSource
 
 SPLITS = ("train", "valid", "test")
 # Splits smaller than this are read into memory once (fast random windows); larger
@@ -25,7 +28,9 @@ class TrajectoryDataModule(pl.LightningDataModule):
 
     The dataset lives in ``root`` as ``{train,valid,test}.h5`` plus ``stats.json`` (see
     :mod:`physim.data`). When files are missing, :meth:`prepare_data` (rank 0) calls
-    ``generator(root)`` to create them with the built-in solver.
+    ``generator(root)`` to create them with the built-in solver. With ``external``
+    (PDEBench, PDEArena or The Well files, see :mod:`physim.data.readers`) the splits
+    are read from those files as they are, and ``root`` only caches their statistics.
 
     Batches are dicts of float32 tensors in physical units, ``[B, T, C, *space]``:
     training and one-step loaders give ``history`` (``time_history`` frames) and
@@ -52,6 +57,7 @@ class TrajectoryDataModule(pl.LightningDataModule):
         seed: seeds the training shuffle, one permutation per epoch (so a resumed run
             sees the same batches as an uninterrupted one).
         generator: called as ``generator(root)`` to create a missing dataset.
+        external: read the splits from foreign files instead of ``root``.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class TrajectoryDataModule(pl.LightningDataModule):
         val_rollout_trajectories: int | None = None,
         seed: int = 0,
         generator: Callable[[Path], Any] | None = None,
+        external: ExternalSource | None = None,
     ) -> None:
         super().__init__()
         for name, value, minimum in [
@@ -109,6 +116,7 @@ class TrajectoryDataModule(pl.LightningDataModule):
         self.val_rollout_trajectories = val_rollout_trajectories
         self.seed = seed
         self.generator = generator
+        self.external = external
         self.files: dict[str, TrajectoryFile] = {}
         self.statistics: dict[str, list[float]] = {}
         self._sources: dict[str, FrameSource] = {}
@@ -123,6 +131,9 @@ class TrajectoryDataModule(pl.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Generate the dataset if files are missing (Lightning calls it on rank 0)."""
+        if self.external is not None:  # compute and cache the statistics once
+            self.external.statistics(self.root)
+            return
         missing = self.missing_files()
         if not missing:
             return
@@ -140,7 +151,11 @@ class TrajectoryDataModule(pl.LightningDataModule):
         if self._sources:
             return
         for split in SPLITS:
-            file = TrajectoryFile(self.split_path(split))
+            file = (
+                self.external.splits[split]
+                if self.external is not None
+                else TrajectoryFile(self.split_path(split))
+            )
             if len(file.channel_names) != self.num_channels:
                 raise DatasetError(
                     f"{file.path}: holds {len(file.channel_names)} channel(s) "
@@ -150,7 +165,11 @@ class TrajectoryDataModule(pl.LightningDataModule):
                 )
             self.files[split] = file
             self._sources[split] = self._source(file)
-        self.statistics = load_statistics(self.root)
+        self.statistics = (
+            self.external.statistics(self.root)
+            if self.external is not None
+            else load_statistics(self.root)
+        )
         self.window_dataset("train", self.unroll_steps)  # validates the window length
         stored = self.files["test"].num_frames // self.time_stride
         if self.rollout_steps is None:
@@ -237,6 +256,11 @@ class TrajectoryDataModule(pl.LightningDataModule):
         return self._eval_loaders("test")
 
     # ------------------------------------------------------------------ metadata
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names of the per-trajectory parameters in batches' ``params [B, P]``."""
+        return self.files["train"].parameter_names
+
     @property
     def output_interval(self) -> float:
         """Physical time between consecutive frames the model sees."""

@@ -8,6 +8,9 @@ Layout of ``<root>/<split>.h5`` (format version 1)::
     time      [T]  float64       physical output times             -- dimension scale
     channel   [C]  utf-8 str     channel names                     -- dimension scale
     x, y, ... [M]  float64       cell positions per spatial axis   -- dimension scales
+    <param>   [N]  float64       optional per-trajectory parameters (e.g. a domain
+                                 length drawn per trajectory) on the ``sample`` dim;
+                                 their names: the attribute ``sample_parameters``
     attrs: physim_format_version (int), physim_version, created (ISO time), and what
            the writer passes (pde, param_*, solver, controller, output_interval, seed)
 
@@ -49,6 +52,7 @@ __all__ = [
 FORMAT_VERSION = 1
 FIELDS = "fields"
 LEADING_DIMS = ("sample", "time", "channel")
+SAMPLE_PARAMETERS = "sample_parameters"
 # Chunks of about this many bytes: HDF5's guidance is 10 KiB - 1 MiB for random access
 # and a few MiB for streaming. Training reads whole windows of one trajectory, so one
 # trajectory per chunk (a time block when a trajectory is larger) keeps a window to one
@@ -103,6 +107,7 @@ class _Metadata:
     channel_names: tuple[str, ...]
     coords: dict[str, np.ndarray]
     attrs: dict[str, Any]
+    sample_parameters: dict[str, np.ndarray]
 
 
 def _open(path: Path) -> h5py.File:
@@ -176,6 +181,22 @@ def _metadata(handle: h5py.File, path: Path) -> _Metadata:
         )
     channel_names = tuple(_plain(v) for v in values["channel"])
     coords = {name: np.asarray(values[name], dtype=np.float64) for name in dims[3:]}
+    names = attrs.pop(SAMPLE_PARAMETERS, [])
+    parameters = {}
+    for name in [names] if isinstance(names, str) else names:
+        dataset = handle.get(name)
+        if not isinstance(dataset, h5py.Dataset) or dataset.shape != fields.shape[:1]:
+            raise DatasetError(
+                f"{path}: per-trajectory parameter '{name}' (listed in the attribute "
+                f"'{SAMPLE_PARAMETERS}') is missing or not a [{fields.shape[0]}] "
+                "dataset. Regenerate the file."
+            )
+        parameters[name] = np.asarray(dataset[()], dtype=np.float64)
+        if not np.isfinite(parameters[name]).all():
+            raise DatasetError(
+                f"{path}: per-trajectory parameter '{name}' holds NaN or Inf values. "
+                "Regenerate the file."
+            )
     return _Metadata(
         shape=tuple(fields.shape),
         dtype=fields.dtype,
@@ -185,6 +206,7 @@ def _metadata(handle: h5py.File, path: Path) -> _Metadata:
         channel_names=channel_names,
         coords=coords,
         attrs=attrs,
+        sample_parameters=parameters,
     )
 
 
@@ -286,6 +308,16 @@ class TrajectoryFile:
     def coords(self) -> dict[str, np.ndarray]:
         """Cell positions per spatial dimension (float64)."""
         return {name: values.copy() for name, values in self._meta.coords.items()}
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """Names of the per-trajectory parameters (empty if the file has none)."""
+        return tuple(self._meta.sample_parameters)
+
+    @property
+    def sample_parameters(self) -> dict[str, np.ndarray]:
+        """Per-trajectory parameters, ``{name: [N] float64}``."""
+        return {k: v.copy() for k, v in self._meta.sample_parameters.items()}
 
     @property
     def attrs(self) -> dict[str, Any]:

@@ -22,12 +22,14 @@ from ._format import (
     FIELDS,
     FORMAT_VERSION,
     LEADING_DIMS,
+    SAMPLE_PARAMETERS,
     chunk_shape,
     temporary_path,
 )
 
 __all__ = ["TrajectoryWriter", "write_trajectories"]
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PLAIN_TYPES = (bool, int, float, str, np.bool_, np.integer, np.floating, np.str_)
 
 
@@ -94,6 +96,9 @@ class TrajectoryWriter:
         channel_names: one name per channel.
         attrs: file attributes (str, int, float or bool values).
         dtype: the stored dtype of ``fields``.
+        parameter_names: names of per-trajectory scalar parameters (e.g. a domain
+            length drawn per trajectory), stored as ``[N]`` float64 datasets on the
+            ``sample`` dimension and passed to :meth:`write` with each trajectory.
     """
 
     def __init__(
@@ -106,6 +111,7 @@ class TrajectoryWriter:
         channel_names: Sequence[str],
         attrs: Mapping[str, Any],
         dtype: Any = np.float32,
+        parameter_names: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         if int(num_trajectories) != num_trajectories or num_trajectories < 1:
@@ -125,8 +131,20 @@ class TrajectoryWriter:
                 "TrajectoryWriter: coords needs one entry per spatial axis."
             )
         reserved = {FIELDS, *LEADING_DIMS}
+        self.parameter_names = tuple(str(name) for name in parameter_names)
+        for name in self.parameter_names:
+            if name in reserved or name in coords or not _IDENTIFIER.fullmatch(name):
+                raise ValueError(
+                    f"TrajectoryWriter: parameter name {name!r} is not allowed; use a "
+                    f"distinct identifier other than {sorted(reserved)} and the "
+                    "spatial dimension names."
+                )
+        if len(set(self.parameter_names)) != len(self.parameter_names):
+            raise ValueError(
+                f"TrajectoryWriter: parameter_names repeat: {self.parameter_names}."
+            )
         for name in coords:
-            if name in reserved or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            if name in reserved or not _IDENTIFIER.fullmatch(name):
                 raise ValueError(
                     f"TrajectoryWriter: spatial dimension name {name!r} is not "
                     "allowed; "
@@ -190,18 +208,34 @@ class TrajectoryWriter:
             scale.make_scale(name)
             self._fields.dims[axis].attach_scale(scale)
             self._fields.dims[axis].label = name
+        for name in self.parameter_names:
+            parameter = f.create_dataset(name, shape=(self.shape[0],), dtype=np.float64)
+            parameter.dims[0].attach_scale(f["sample"])
+            parameter.dims[0].label = "sample"
+            parameter.attrs["long_name"] = "per-trajectory parameter"
+        if self.parameter_names:
+            f.attrs[SAMPLE_PARAMETERS] = np.array(
+                self.parameter_names, dtype=h5py.string_dtype("utf-8")
+            )
         f[FIELDS].attrs["long_name"] = "trajectories [sample, time, channel, *space]"
         f["time"].attrs["long_name"] = "physical time of each stored frame"
         for key, value in attrs.items():
             f.attrs[key] = value
 
-    def write(self, index: int | slice, block: Any) -> None:
+    def write(
+        self,
+        index: int | slice,
+        block: Any,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> None:
         """Store trajectory ``index`` (``[T, C, *space]``) or a slice of them.
 
         Args:
             index: a trajectory index, or a ``slice`` (step 1) of trajectories.
             block: ``[T, C, *space]`` for an index, ``[n, T, C, *space]`` for a slice;
                 cast to the file's dtype. Torch tensors are accepted (moved to CPU).
+            parameters: one value (an index) or ``[n]`` values (a slice) per name of
+                ``parameter_names``; required exactly when the file has parameters.
         """
         if self._file is None:
             raise RuntimeError(f"{self.path}: the writer is already closed.")
@@ -230,10 +264,35 @@ class TrajectoryWriter:
                 f"{block.shape}; expected {expected} ([.., T, C, *space] of "
                 f"{self.path})."
             )
+        values = self._parameter_values(parameters, rows.stop - rows.start)
         self._fields[rows] = block.reshape(-1, *self.shape[1:]).astype(
             self.dtype, copy=False
         )
+        for name, value in values.items():
+            self._file[name][rows] = value
         self._written[rows] = True
+
+    def _parameter_values(
+        self, parameters: Mapping[str, Any] | None, count: int
+    ) -> dict[str, np.ndarray]:
+        given = dict(parameters or {})
+        if set(given) != set(self.parameter_names):
+            raise ValueError(
+                f"TrajectoryWriter.write: parameters {sorted(given)} given, but "
+                f"{self.path} holds {sorted(self.parameter_names)}; pass exactly those."
+            )
+        values = {}
+        for name, value in given.items():
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().numpy()
+            array = np.asarray(value, dtype=np.float64).reshape(-1)
+            if array.size != count or not np.isfinite(array).all():
+                raise ValueError(
+                    f"TrajectoryWriter.write: parameter {name!r} needs {count} finite "
+                    f"value(s), got {array.tolist()[:10]}."
+                )
+            values[name] = array
+        return values
 
     def close(self) -> Path:
         """Finish: check completeness, then atomically rename to the final path."""
@@ -284,10 +343,12 @@ def write_trajectories(
     coords: Mapping[str, Any],
     channel_names: Sequence[str],
     attrs: Mapping[str, Any],
+    sample_parameters: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a whole ``[N, T, C, *space]`` array atomically (dtype kept); return path.
 
-    See :class:`TrajectoryWriter` for the arguments and the layout.
+    See :class:`TrajectoryWriter` for the arguments and the layout;
+    ``sample_parameters`` maps parameter names to ``[N]`` values.
     """
     if hasattr(fields, "detach"):
         fields = fields.detach().cpu().numpy()
@@ -305,6 +366,7 @@ def write_trajectories(
         channel_names=channel_names,
         attrs=attrs,
         dtype=fields.dtype,
+        parameter_names=list(sample_parameters or {}),
     ) as writer:
-        writer.write(slice(None), fields)
+        writer.write(slice(None), fields, sample_parameters)
     return writer.path

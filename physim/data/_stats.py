@@ -94,7 +94,9 @@ def compute_statistics(path: str | Path, *, progress: bool = False) -> dict[str,
     Returns:
         ``mean``, ``std``, ``delta_mean``, ``delta_std`` (lists, one value per channel)
         plus ``channel_names``, ``num_trajectories``, ``num_frames``, ``source`` (the
-        file name) and ``fingerprint`` (the file's dataset fingerprint, if any).
+        file name), ``fingerprint`` (the file's dataset fingerprint, if any) and
+        ``parameters``: ``{name: {"mean": m, "std": s}}`` of the per-trajectory
+        parameters (empty if the file has none), for normalising conditioning inputs.
 
     Raises:
         DatasetError: the file is invalid, has fewer than two frames, or holds NaN/Inf
@@ -142,6 +144,10 @@ def compute_statistics(path: str | Path, *, progress: bool = False) -> dict[str,
         "num_frames": file.num_frames,
         "source": file.path.name,
         "fingerprint": file.attrs.get("physim_dataset_fingerprint"),
+        "parameters": {
+            name: {"mean": float(values.mean()), "std": float(values.std())}
+            for name, values in file.sample_parameters.items()
+        },
     }
 
 

@@ -12,7 +12,11 @@ from torch.utils.data import Dataset
 
 
 class FrameSource(Protocol):
-    """Anything that reads frames of trajectory ``index`` as ``[T', C, *space]``."""
+    """Anything that reads frames of trajectory ``index`` as ``[T', C, *space]``.
+
+    A source may also have ``sample_parameters`` (``{name: [N]}``, per-trajectory
+    parameters); windows and trajectories then carry them as ``"params"`` ``[P]``.
+    """
 
     num_trajectories: int
     num_frames: int
@@ -20,11 +24,26 @@ class FrameSource(Protocol):
     def read(self, index: int, frames: slice = ...) -> np.ndarray: ...
 
 
+def parameter_matrix(source: FrameSource) -> np.ndarray | None:
+    """The source's per-trajectory parameters as ``[N, P]`` float32, or ``None``."""
+    parameters = getattr(source, "sample_parameters", None) or {}
+    if not parameters:
+        return None
+    return np.stack([np.asarray(v) for v in parameters.values()], axis=1).astype(
+        np.float32
+    )
+
+
 class InMemorySource:
     """A whole split held in memory (``[N, T, C, *space]``), read like a file."""
 
-    def __init__(self, fields: np.ndarray) -> None:
+    def __init__(
+        self,
+        fields: np.ndarray,
+        sample_parameters: dict[str, np.ndarray] | None = None,
+    ) -> None:
         self.fields = fields
+        self.sample_parameters = dict(sample_parameters or {})
         self.num_trajectories, self.num_frames = fields.shape[:2]
 
     @classmethod
@@ -35,7 +54,7 @@ class InMemorySource:
         fields[0] = first
         for index in range(1, source.num_trajectories):
             fields[index] = source.read(index)
-        return cls(fields)
+        return cls(fields, getattr(source, "sample_parameters", None))
 
     def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
         return self.fields[index, frames]
@@ -83,6 +102,7 @@ class WindowDataset(Dataset):
             if trajectories is None
             else list(trajectories)
         )
+        self.parameters = parameter_matrix(source)
 
     def __len__(self) -> int:
         return len(self.trajectories) * self.windows_per_trajectory
@@ -102,10 +122,13 @@ class WindowDataset(Dataset):
                 self.source.read(index, slice(start, stop, self.stride))
             )
         ).float()
-        return {
+        item = {
             "history": frames[: self.time_history],
             "future": frames[self.time_history :],
         }
+        if self.parameters is not None:
+            item["params"] = torch.from_numpy(self.parameters[index])
+        return item
 
 
 class TrajectoryDataset(Dataset):
@@ -128,10 +151,15 @@ class TrajectoryDataset(Dataset):
             if trajectories is None
             else list(trajectories)
         )
+        self.parameters = parameter_matrix(source)
 
     def __len__(self) -> int:
         return len(self.trajectories)
 
     def __getitem__(self, item: int) -> dict[str, Tensor]:
-        frames = self.source.read(self.trajectories[item], self.frames)
-        return {"trajectory": torch.from_numpy(np.ascontiguousarray(frames)).float()}
+        index = self.trajectories[item]
+        frames = self.source.read(index, self.frames)
+        out = {"trajectory": torch.from_numpy(np.ascontiguousarray(frames)).float()}
+        if self.parameters is not None:
+            out["params"] = torch.from_numpy(self.parameters[index])
+        return out
