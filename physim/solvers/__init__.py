@@ -1,9 +1,33 @@
 """Numerical PDE solvers in torch (batched, CPU/GPU), initial-condition samplers and
 spectral helpers. Solvers follow the stepper protocol of :mod:`physim.timestepping`."""
 
+from ._advection import Advection1D, GaussianPulse
+from ._burgers import Burgers1D, burgers_sine_solution
+from ._etdrk import ETDRK4, phi_functions, step_doubling
+from ._fv import (
+    FaceInterpolation,
+    FaceValues,
+    FiniteVolumeNS2D,
+    KolmogorovForcing,
+    LinearInterpolation,
+    VanLeerInterpolation,
+    blend_advected,
+    check_time_step,
+    face_shift,
+    laplacian_eigenvalues,
+    linear_face_values,
+    pressure_projection,
+    staggered_divergence,
+    staggered_vorticity,
+    taylor_green_velocity,
+    van_leer_limit,
+)
 from ._generate import DatasetGenerator
 from ._grf import GaussianRandomField
+from ._kolmogorov import FilteredVelocityField, KolmogorovFlow, downsample_staggered
+from ._ks import KuramotoSivashinsky1D
 from ._ns2d import FNOForcing, Forcing, NavierStokes2D, taylor_green_vorticity
+from ._sines import RandomSines
 from ._spectral import (
     dealias_mask,
     fft_wavenumbers,
@@ -15,12 +39,42 @@ __all__ = [
     # dataset generation
     "DatasetGenerator",
     # PDE solvers
+    "Advection1D",
+    "Burgers1D",
+    "burgers_sine_solution",
     "FNOForcing",
     "Forcing",
+    "KuramotoSivashinsky1D",
     "NavierStokes2D",
     "taylor_green_vorticity",
+    # finite volumes on a staggered grid, Kolmogorov flow
+    "FaceInterpolation",
+    "FaceValues",
+    "FiniteVolumeNS2D",
+    "KolmogorovFlow",
+    "KolmogorovForcing",
+    "LinearInterpolation",
+    "VanLeerInterpolation",
+    "blend_advected",
+    "check_time_step",
+    "downsample_staggered",
+    "face_shift",
+    "laplacian_eigenvalues",
+    "linear_face_values",
+    "pressure_projection",
+    "staggered_divergence",
+    "staggered_vorticity",
+    "taylor_green_velocity",
+    "van_leer_limit",
     # initial conditions
+    "FilteredVelocityField",
+    "GaussianPulse",
     "GaussianRandomField",
+    "RandomSines",
+    # exponential integrators
+    "ETDRK4",
+    "phi_functions",
+    "step_doubling",
     # spectral helpers
     "dealias_mask",
     "fft_wavenumbers",

@@ -140,7 +140,8 @@ class DatasetGenerator:
             ``[n, C, *space]`` at the solver's resolution.
         controller: a :mod:`physim.timestepping` step-size controller.
         num_trajectories: trajectories per split, e.g. ``{"train": 256, "valid": 32}``.
-        num_frames: stored frames per trajectory.
+        num_frames: stored frames per trajectory, or per split (``{"train": 140,
+            "valid": 640, "test": 640}``, PDE-Refiner's KS data).
         output_interval: physical time between stored frames.
         first_output_time: time of the first stored frame (default ``output_interval``;
             0 stores the initial state).
@@ -161,7 +162,7 @@ class DatasetGenerator:
         controller: Any,
         *,
         num_trajectories: Mapping[str, int],
-        num_frames: int,
+        num_frames: int | Mapping[str, int],
         output_interval: float,
         first_output_time: float | None = None,
         store_points: int | None = None,
@@ -186,7 +187,21 @@ class DatasetGenerator:
             for split in SPLITS
             if split in counts
         }
-        self.num_frames = _positive_int("num_frames", num_frames)
+        if isinstance(num_frames, Mapping):
+            missing = sorted(set(self.num_trajectories) - set(num_frames))
+            if missing:
+                raise ValueError(
+                    f"DatasetGenerator: num_frames gives no count for split(s) "
+                    f"{missing}; give one per split of num_trajectories or one number."
+                )
+            self.frames = {
+                split: _positive_int(f"num_frames.{split}", num_frames[split])
+                for split in self.num_trajectories
+            }
+            self.num_frames: int | dict[str, int] = dict(self.frames)
+        else:
+            self.num_frames = _positive_int("num_frames", num_frames)
+            self.frames = dict.fromkeys(self.num_trajectories, self.num_frames)
         if not (math.isfinite(output_interval) and output_interval > 0):
             raise ValueError(
                 "DatasetGenerator: output_interval must be > 0, got "
@@ -197,7 +212,7 @@ class DatasetGenerator:
             raise ValueError(
                 f"DatasetGenerator: first_output_time must be >= 0, got {first!r}."
             )
-        if first == 0 and self.num_frames == 1:
+        if first == 0 and min(self.frames.values()) == 1:
             raise ValueError(
                 "DatasetGenerator: first_output_time=0 with num_frames=1 stores only "
                 "the initial state; ask for num_frames >= 2 or a positive "
@@ -208,6 +223,9 @@ class DatasetGenerator:
                 f"DatasetGenerator: store_dtype must be one of {list(STORE_DTYPES)}, "
                 f"got {store_dtype!r}."
             )
+        check = getattr(pde, "check_controller", None)
+        if callable(check):
+            check(controller)  # e.g. a Courant number above the scheme's bound
         self.name = name
         self.pde = pde
         self.initial_condition = initial_condition
@@ -224,10 +242,12 @@ class DatasetGenerator:
         self.seed = int(seed)
         self.max_steps = _positive_int("max_steps", max_steps)
         # Output times as first + k * interval (not a running sum: no drift).
-        self.times = [
-            self.first_output_time + k * self.output_interval
-            for k in range(self.num_frames)
-        ]
+        self.times = {
+            split: [
+                self.first_output_time + k * self.output_interval for k in range(count)
+            ]
+            for split, count in self.frames.items()
+        }
         self.channel_names = tuple(pde.channel_names)
         self.solve_shape = tuple(len(v) for v in pde.coordinates(None).values())
         self.coords = {
@@ -249,7 +269,7 @@ class DatasetGenerator:
             "initial_condition": type(self.initial_condition).__name__,
             "ic_parameters": _flatten("", _parameters(self.initial_condition)),
             "controller": _describe(self.controller),
-            "num_frames": self.num_frames,
+            "num_frames": self.num_frames,  # a number, or {split: number}
             "output_interval": self.output_interval,
             "first_output_time": self.first_output_time,
             "store_points": self.store_points,
@@ -280,7 +300,7 @@ class DatasetGenerator:
         attrs.update(
             output_interval=self.output_interval,
             first_output_time=self.first_output_time,
-            num_frames=self.num_frames,
+            num_frames=_plain(self.num_frames),
             store_points=self.store_points or 0,
             store_dtype=self.store_dtype,
             shard_size=self.shard_size,
@@ -338,7 +358,7 @@ class DatasetGenerator:
                     "file belongs to another dataset spec or was not written by "
                     f"physim). {fix}"
                 )
-        shape = (num, self.num_frames, len(self.channel_names))
+        shape = (num, self.frames[split], len(self.channel_names))
         if file.shape[:3] != shape:
             raise DatasetError(
                 f"{path}: holds [N, T, C] = {list(file.shape[:3])}, but the spec asks "
@@ -482,9 +502,13 @@ class DatasetGenerator:
         )
         with Progress(*columns, disable=not progress) as bar:
             overall = bar.add_task(f"{self.name}: shards", total=len(todo))
-            frames = bar.add_task("frames", total=self.num_frames)
+            frames = bar.add_task("frames", total=max(self.frames.values()))
             for split, shard in todo:
-                bar.reset(frames, description=f"{split} shard {shard}")
+                bar.reset(
+                    frames,
+                    total=self.frames[split],
+                    description=f"{split} shard {shard}",
+                )
 
                 def advance(index: int, time: float) -> None:
                     bar.update(frames, completed=index + 1)  # noqa: B023
@@ -498,9 +522,9 @@ class DatasetGenerator:
         path = self.shard_path(root, split, shard)
         pde = self.pde
         generator = torch.Generator().manual_seed(shard_seed(self.seed, split, shard))
-        u0 = self.initial_condition.sample(
-            len(indices), generator=generator, dtype=pde.dtype, device=pde.device
-        )
+        u0, parameters = self._sample(len(indices), generator)
+        if parameters:
+            pde = pde.bind(parameters)
         expected = (len(indices), len(self.channel_names), *self.solve_shape)
         if tuple(u0.shape) != expected:
             raise ValueError(
@@ -521,8 +545,8 @@ class DatasetGenerator:
                     self.controller,
                     pde.encode(u0),
                     0.0,
-                    self.times[-1],
-                    save_at=self.times,
+                    self.times[split][-1],
+                    save_at=self.times[split],
                     save_fn=keep,
                     max_steps=self.max_steps,
                     on_save=on_save,
@@ -543,11 +567,36 @@ class DatasetGenerator:
         return write_trajectories(
             path,
             solution.ys.numpy(),
-            times=self.times,
+            times=self.times[split],
             coords=self.coords,
             channel_names=self.channel_names,
             attrs=attrs,
+            sample_parameters=parameters,
         )
+
+    def _sample(
+        self, n: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Initial states ``[n, C, *space]`` and per-trajectory parameters ``{k: [n]}``.
+
+        An initial condition that draws parameters per trajectory (a domain length, an
+        output interval) returns ``(u0, parameters)``; the solver's ``bind(parameters)``
+        then gives the solver for that batch, and the parameters are stored per
+        trajectory in the files.
+        """
+        drawn = self.initial_condition.sample(
+            n, generator=generator, dtype=self.pde.dtype, device=self.pde.device
+        )
+        if not isinstance(drawn, tuple):
+            return drawn, {}
+        u0, parameters = drawn
+        if parameters and not callable(getattr(self.pde, "bind", None)):
+            raise TypeError(
+                f"DatasetGenerator: the initial condition draws per-trajectory "
+                f"parameters {sorted(parameters)}, but the solver "
+                f"{type(self.pde).__name__} has no bind(parameters) to use them."
+            )
+        return u0, dict(parameters)
 
     def _resample(self, u: torch.Tensor) -> torch.Tensor:
         # Fourier truncation/zero-padding: exact for band-limited fields. The FNO data
@@ -616,10 +665,16 @@ class DatasetGenerator:
                 channel_names=files[0].channel_names,
                 attrs=attrs,
                 dtype=files[0].dtype,
+                parameter_names=files[0].parameter_names,
             ) as writer:
                 for file, indices in zip(files, ranges, strict=True):
+                    parameters = file.sample_parameters
                     for row, index in enumerate(indices):
-                        writer.write(index, file.read(row))
+                        writer.write(
+                            index,
+                            file.read(row),
+                            {k: v[row] for k, v in parameters.items()},
+                        )
         finally:
             for file in files:
                 file.close()

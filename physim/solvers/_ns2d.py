@@ -344,6 +344,21 @@ class NavierStokes2D:
         error = a0.sub_(a1).mul_(cn.half_masked_gain)
         return StepResult(y=predictor.add_(error), error=error)
 
+    def time_derivative(
+        self, y: Complex[Tensor, "B N K"], t: float = 0.0
+    ) -> Complex[Tensor, "B N K"]:
+        """The right-hand side the scheme integrates, ``dw_hat/dt`` (spectral).
+
+        ``L w_hat + f_hat - mask * rfft2(u . grad w)`` with the de-aliased advection
+        of :meth:`step` (used by residual error indicators, e.g.
+        :class:`physim.rollout.PDEResidual`). The flow is autonomous; ``t`` is unused.
+        """
+        rhs = self._linear.to(self.dtype) * y
+        rhs = rhs - self._mask.to(self.dtype) * self._advection(y)
+        if self._forcing_hat is not None:
+            rhs = rhs + self._forcing_hat.to(self.complex_dtype)
+        return rhs
+
     def max_speed(self, y: Complex[Tensor, "B N K"]) -> Float[Tensor, " B"]:
         """``max |u|`` over the grid, per trajectory (for :class:`CFLController`)."""
         n = self.num_points

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytorch_lightning as pl
@@ -67,6 +67,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
         output_interval: physical time between frames (correlation time units).
         correlation_threshold: for the correlation time.
         scheduler_interval: ``"epoch"`` or ``"step"``.
+        conditioning: names of per-trajectory data parameters (e.g. ``["L", "dt"]``)
+            given to the backbone as ``net(x, cond)``, ``cond [B, P]`` normalised with
+            the training statistics. The backbone must accept them (``cond_dim = P``).
     """
 
     def __init__(
@@ -86,8 +89,10 @@ class AutoregressiveSurrogate(pl.LightningModule):
         output_interval: float = 1.0,
         correlation_threshold: float = 0.8,
         scheduler_interval: str = "epoch",
+        conditioning: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        conditioning = [str(name) for name in conditioning or ()]
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(
                 "scheduler_interval must be 'epoch' or 'step', got "
@@ -96,6 +101,7 @@ class AutoregressiveSurrogate(pl.LightningModule):
         self.save_hyperparameters(
             ignore=["net", "optimizer", "scheduler", "loss"], logger=False
         )
+        self.check_backbone(net)
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -103,6 +109,10 @@ class AutoregressiveSurrogate(pl.LightningModule):
         self.register_buffer("field_mean", torch.zeros(num_channels))
         self.register_buffer("field_std", torch.ones(num_channels))
         self.register_buffer("delta_std", torch.ones(num_channels))
+        self.register_buffer("cond_mean", torch.zeros(len(conditioning)))
+        self.register_buffer("cond_std", torch.ones(len(conditioning)))
+        # Columns of the data's per-trajectory parameters, set from the data module.
+        self.cond_columns: list[int] | None = None
         # Means over samples, except the count of non-finite rollouts (a sum).
         self.metrics = nn.ModuleDict(
             {
@@ -116,6 +126,17 @@ class AutoregressiveSurrogate(pl.LightningModule):
         self.run_config: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ set-up
+    def check_backbone(self, net: nn.Module) -> None:
+        """Raise ``ValueError`` unless ``net`` takes one value per conditioning name."""
+        conditioning = self.hparams.conditioning
+        cond_dim = getattr(net, "cond_dim", 0)
+        if conditioning and cond_dim != len(conditioning):
+            raise ValueError(
+                f"conditioning={conditioning} gives {len(conditioning)} value(s) per "
+                f"sample, but the backbone {type(net).__name__} takes cond_dim="
+                f"{cond_dim}; set the backbone's cond_dim to {len(conditioning)}."
+            )
+
     def setup(self, stage: str) -> None:
         datamodule = (
             getattr(self.trainer, "datamodule", None) if self._trainer else None
@@ -123,6 +144,18 @@ class AutoregressiveSurrogate(pl.LightningModule):
         stats = getattr(datamodule, "statistics", None)
         if stage == "fit" and stats:
             self.set_statistics(stats)
+        if self.hparams.conditioning and datamodule is not None:
+            self.set_parameter_names(datamodule.parameter_names)
+
+    def set_parameter_names(self, names: Sequence[str]) -> None:
+        """Locate the conditioning parameters among the data's ``params`` columns."""
+        missing = [n for n in self.hparams.conditioning if n not in names]
+        if missing:
+            raise ValueError(
+                f"model.conditioning names {missing}, but the data's per-trajectory "
+                f"parameters are {list(names)}; condition on those or none."
+            )
+        self.cond_columns = [list(names).index(n) for n in self.hparams.conditioning]
 
     def set_statistics(self, stats: dict[str, Any]) -> None:
         """Copy per-channel ``mean``, ``std`` and ``delta_std`` into the buffers."""
@@ -138,14 +171,38 @@ class AutoregressiveSurrogate(pl.LightningModule):
                     f"has num_channels={buffer.numel()}; set model.num_channels to the "
                     "data's."
                 )
+            if key != "mean":  # a channel that never varies (e.g. a mask): unit scale
+                value = torch.where(value > 0, value, torch.ones_like(value))
             buffer.copy_(value)
+        for i, name in enumerate(self.hparams.conditioning):
+            moments = stats.get("parameters", {}).get(name)
+            if moments is None:
+                raise ValueError(
+                    f"The statistics hold no moments of the conditioning parameter "
+                    f"{name!r}; recompute them (physim.data.compute_statistics)."
+                )
+            self.cond_mean[i] = moments["mean"]
+            self.cond_std[i] = max(moments["std"], 1e-12)
+
+    def condition(self, params: Tensor | None) -> Tensor | None:
+        """Normalised conditioning ``[B, P]`` from a batch's ``params``, or ``None``."""
+        if not self.hparams.conditioning:
+            return None
+        if params is None or self.cond_columns is None:
+            raise ValueError(
+                f"The model is conditioned on {self.hparams.conditioning}, but no "
+                "per-trajectory parameters came with the batch; use data that store "
+                "them (or set model.conditioning=null)."
+            )
+        cond = params[:, self.cond_columns].to(self.cond_mean.dtype)
+        return (cond - self.cond_mean) / self.cond_std
 
     def _per_channel(self, buffer: Tensor, like: Tensor) -> Tensor:
         return buffer.view(1, 1, -1, *([1] * (like.ndim - 3))).to(like.dtype)
 
     # ------------------------------------------------------------------ prediction
-    def forward_normalized(self, history: Tensor) -> Tensor:
-        """Backbone output for a physical history, in normalised target units."""
+    def encode_history(self, history: Tensor) -> Tensor:
+        """Physical history ``[B, T_in, C, *S]`` -> normalised ``[B, T_in*C, *S]``."""
         b, t_in, c, *space = history.shape
         if t_in != self.hparams.time_history or c != self.hparams.num_channels:
             raise ValueError(
@@ -156,7 +213,16 @@ class AutoregressiveSurrogate(pl.LightningModule):
         x = (history - self._per_channel(self.field_mean, history)) / self._per_channel(
             self.field_std, history
         )
-        out = self.net(x.reshape(b, t_in * c, *space))
+        return x.reshape(b, t_in * c, *space)
+
+    def forward_normalized(
+        self, history: Tensor, params: Tensor | None = None
+    ) -> Tensor:
+        """Backbone output for a physical history, in normalised target units."""
+        x = self.encode_history(history)
+        cond = self.condition(params)
+        out = self.net(x) if cond is None else self.net(x, cond)
+        b, _, c, *space = history.shape
         return out.reshape(b, self.hparams.time_future, c, *space)
 
     def decode(self, out: Tensor, history: Tensor) -> Tensor:
@@ -177,17 +243,22 @@ class AutoregressiveSurrogate(pl.LightningModule):
             future - self._per_channel(self.field_mean, future)
         ) / self._per_channel(self.field_std, future)
 
-    def predict_next(self, history: Tensor) -> Tensor:
-        """Physical history ``[B, T_in, C, *S]`` -> next frames ``[B, T_out, ...]``."""
-        return self.decode(self.forward_normalized(history), history)
+    def predict_next(self, history: Tensor, params: Tensor | None = None) -> Tensor:
+        """Physical history ``[B, T_in, C, *S]`` -> next frames ``[B, T_out, ...]``.
 
-    def forward(self, history: Tensor) -> Tensor:
-        return self.predict_next(history)
+        ``params [B, P]``: the trajectories' per-trajectory parameters (needed when the
+        model is conditioned on them).
+        """
+        return self.decode(self.forward_normalized(history, params), history)
+
+    def forward(self, history: Tensor, params: Tensor | None = None) -> Tensor:
+        return self.predict_next(history, params)
 
     # ------------------------------------------------------------------ steps
     def model_step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Loss, prediction and target (physical) for a window batch."""
         window, future = batch["history"], batch["future"]
+        params = batch.get("params")
         if self.training and self.hparams.train_points:
             window, future = (
                 self._resample(x, self.hparams.train_points) for x in (window, future)
@@ -199,17 +270,24 @@ class AutoregressiveSurrogate(pl.LightningModule):
         if self.hparams.pushforward and len(chunks) > 1:
             with torch.no_grad():
                 for _chunk in chunks[:-1]:
-                    window = self._slide(window, self.predict_next(window))
+                    window = self._slide(window, self.predict_next(window, params))
             chunks = chunks[-1:]
         loss = 0.0
         preds = []
         for chunk in chunks:
-            out = self.forward_normalized(window)
-            loss = loss + self.loss_fn(out, self.encode_target(chunk, window))
-            pred = self.decode(out, window)
+            chunk_loss, pred = self.step_loss(window, chunk, params)
+            loss = loss + chunk_loss
             preds.append(pred)
             window = self._slide(window, pred)
         return loss / len(chunks), torch.cat(preds, dim=1), torch.cat(chunks, dim=1)
+
+    def step_loss(
+        self, history: Tensor, future: Tensor, params: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Training loss of one call on ``history`` and its physical prediction."""
+        out = self.forward_normalized(history, params)
+        loss = self.loss_fn(out, self.encode_target(future, history))
+        return loss, self.decode(out, history)
 
     @staticmethod
     def _resample(frames: Tensor, num_points: int) -> Tensor:
@@ -240,7 +318,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._evaluate(batch, "test", dataloader_idx)
 
-    def rollout(self, trajectory: Tensor) -> tuple[Tensor, Tensor]:
+    def rollout(
+        self, trajectory: Tensor, params: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Predict ``trajectory[:, T_in:]`` from its first ``T_in`` frames.
 
         Returns the prediction and, per trajectory, the first step that went non-finite
@@ -248,7 +328,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
         """
         t_in = self.hparams.time_history
         result = rollout(
-            self.predict_next, trajectory[:, :t_in], trajectory.shape[1] - t_in
+            lambda window: self.predict_next(window, params),
+            trajectory[:, :t_in],
+            trajectory.shape[1] - t_in,
         )
         return result.pred, result.first_nonfinite
 
@@ -261,7 +343,7 @@ class AutoregressiveSurrogate(pl.LightningModule):
             size = pred.shape[0]
         else:
             trajectory = batch["trajectory"]
-            pred, first_nonfinite = self.rollout(trajectory)
+            pred, first_nonfinite = self.rollout(trajectory, batch.get("params"))
             target = trajectory[:, self.hparams.time_history :]
             finite = first_nonfinite < 0
             rel_l2 = metrics.relative_l2(pred[finite], target[finite]).mean(dim=1)
