@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import neuralop.models
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 
 class FNO(neuralop.models.FNO, name="physim_fno"):
@@ -20,13 +21,18 @@ class FNO(neuralop.models.FNO, name="physim_fno"):
     loaded with ``weights_only=True`` and lands at the root of any parent's state dict.
     Here ``state_dict``/``load_state_dict`` are the plain ``nn.Module`` ones.
 
+    Conditioning (``cond_dim > 0``): ``forward(x, cond)`` appends the ``cond [B, P]``
+    scalars to the input as constant channels, the usual way to give an FNO global
+    parameters (FNO has no embedding path of its own).
+
     Args:
-        in_channels: input channels (history frames x field channels [+ conditioning]).
+        in_channels: input channels (history frames x field channels).
         out_channels: output channels (future frames x field channels).
         n_modes: Fourier modes kept per dimension, counting positive *and* negative
             frequencies: ``(24, 24)`` is the FNO paper's "12 modes".
         hidden_channels: width of the Fourier layers (the paper's 20 for NS-2D).
         n_layers: number of Fourier layers.
+        cond_dim: number of conditioning scalars per sample (0: unconditioned).
         **kwargs: any other ``neuralop.models.FNO`` option (plain values only).
     """
 
@@ -37,16 +43,35 @@ class FNO(neuralop.models.FNO, name="physim_fno"):
         n_modes: Sequence[int],
         hidden_channels: int = 32,
         n_layers: int = 4,
+        cond_dim: int = 0,
         **kwargs: Any,
     ) -> None:
+        if cond_dim < 0:
+            raise ValueError(f"FNO: cond_dim must be >= 0, got {cond_dim}.")
         super().__init__(
             n_modes=tuple(int(m) for m in n_modes),
-            in_channels=in_channels,
+            in_channels=in_channels + cond_dim,
             out_channels=out_channels,
             hidden_channels=hidden_channels,
             n_layers=n_layers,
             **kwargs,
         )
+        self.cond_dim = cond_dim
+
+    def forward(self, x: Tensor, cond: Tensor | None = None, **kwargs: Any) -> Tensor:
+        """``(B, in_channels, *space)`` [and ``cond (B, cond_dim)``] -> output."""
+        if self.cond_dim:
+            if cond is None or cond.shape != (x.shape[0], self.cond_dim):
+                raise ValueError(
+                    f"FNO with cond_dim={self.cond_dim} needs cond of shape "
+                    f"{(x.shape[0], self.cond_dim)}, got "
+                    f"{None if cond is None else tuple(cond.shape)}."
+                )
+            planes = cond.to(x.dtype)[(..., *([None] * (x.ndim - 2)))]
+            x = torch.cat([x, planes.expand(-1, -1, *x.shape[2:])], dim=1)
+        elif cond is not None:
+            raise ValueError("FNO: got cond, but the model has cond_dim=0.")
+        return super().forward(x, **kwargs)
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         return nn.Module.state_dict(self, *args, **kwargs)

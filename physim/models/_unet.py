@@ -1,0 +1,270 @@
+"""The modern U-Net of PDEArena ("Unetmod"), 1-D and 2-D, optionally conditioned."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from ._blocks import (
+    TransposedConvUp,
+    check_common,
+    check_norm_groups,
+    check_spatial_size,
+    check_spatial_size_arg,
+    conv,
+    group_norm,
+    phase_of,
+    roll_phase,
+    strided_conv_down,
+)
+from ._conditioning import (
+    ConditionedNorm,
+    ConditionEmbedding,
+    check_cond,
+    check_cond_mode,
+)
+
+__all__ = ["UNet"]
+
+
+class ResidualBlock(nn.Module):
+    """Wide residual block, pre-norm: ``x + conv(act(norm2(conv(act(norm1(x))))))``.
+
+    ``norm2`` is modulated by the conditioning embedding when there is one
+    (`ConditionedNorm`). The shortcut is a 1x1 convolution when
+    the channel count changes.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        *,
+        padding_mode: str,
+        norm: bool,
+        norm_groups: int,
+        embed_dim: int,
+        cond_mode: str,
+    ) -> None:
+        super().__init__()
+        self.norm1 = group_norm(norm_groups, in_channels, norm)
+        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, padding_mode)
+        self.norm2 = ConditionedNorm(
+            group_norm(norm_groups, out_channels, norm),
+            embed_dim,
+            out_channels,
+            cond_mode,
+        )
+        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, padding_mode)
+        self.shortcut = (
+            conv(spatial_dims, in_channels, out_channels, 1, padding_mode)
+            if in_channels != out_channels
+            else nn.Identity()
+        )
+
+    def forward(
+        self, x: Float[Tensor, "B Ci *S"], emb: Float[Tensor, "B E"] | None
+    ) -> Float[Tensor, "B Co *S"]:
+        h = self.norm2(self.conv1(F.gelu(self.norm1(x))), emb)
+        return self.conv2(F.gelu(h)) + self.shortcut(x)
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention over all grid points, pre-norm, residual.
+
+    Unlike PDEArena's ``AttentionBlock``, the normalisation is applied and the softmax
+    runs over the keys (PDEArena normalises over the queries and skips its norm).
+    """
+
+    def __init__(self, channels: int, norm_groups: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(norm_groups, channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+
+    def forward(self, x: Float[Tensor, "B C *S"]) -> Float[Tensor, "B C *S"]:
+        h = self.norm(x).flatten(2).transpose(1, 2)
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        h = self.out(F.scaled_dot_product_attention(q, k, v))
+        return x + h.transpose(1, 2).reshape(x.shape)
+
+
+class UNet(nn.Module):
+    """Modern U-Net (PDEArena "Unetmod"): ``(B, C_in, *S) -> (B, C_out, *S)``.
+
+    Steps: (1) lift with a 3-wide convolution to ``hidden_channels``; (2) down path:
+    at each level ``num_blocks`` wide residual blocks (GroupNorm, GELU, pre-norm),
+    then a stride-2 convolution except at the last level; (3) middle: residual block,
+    optional self-attention, residual block; (4) up path: ``num_blocks + 1`` residual
+    blocks per level, each fed the concatenated skip of the same resolution, then a
+    stride-2 transposed convolution except at the finest level; (5) GroupNorm, GELU
+    and a 3-wide convolution to ``out_channels``.
+
+    With ``cond_dim = P > 0`` the forward call takes ``P`` scalars per sample; their
+    sinusoidal features (``hidden_channels`` per scalar, rounded up to even) go
+    through an MLP (width ``4 * hidden_channels``) into every residual block, whose
+    projection starts at zero (see `ConditionedNorm`). With
+    ``padding_mode="circular"`` the network commutes with every periodic shift (see
+    `physim.models._blocks`); deviation from PDEArena, whose stride-2 convolutions
+    keep a fixed phase and so commute only with shifts by multiples of
+    ``2**(len(channel_multipliers) - 1)``.
+
+    Good values: the PDEArena 2-D model is ``hidden_channels=64``,
+    ``channel_multipliers=(1, 2, 2, 4)``, ``num_blocks=2`` (about 144M parameters
+    for 4 x 3 channels in); a CPU model for 64^2 data is ``hidden_channels=16``,
+    ``channel_multipliers=(1, 2, 2)``, ``num_blocks=1``.
+
+    Args:
+        in_channels: input channels (history frames x field channels).
+        out_channels: output channels (future frames x field channels).
+        spatial_dims: 1 or 2.
+        hidden_channels: width after the lift.
+        channel_multipliers: per level, the factor from the previous level's width
+            (cumulative: ``(1, 2, 2, 4)`` gives widths 64, 128, 256, 1024).
+        num_blocks: residual blocks per level on the down path.
+        mid_attention: self-attention in the middle block.
+        norm: use GroupNorm (``False``: identity).
+        norm_groups: GroupNorm groups; must divide every width. PDEArena uses 1, and
+            8 in the output norm.
+        padding_mode: ``"circular"`` (periodic data) or ``"zeros"``.
+        cond_dim: number of conditioning scalars per sample (0: unconditioned).
+        cond_mode: ``"add"`` or ``"scale_shift"``.
+        spatial_size: the data's grid, if known (e.g. ``[64, 64]``): checked at
+            construction, so a grid the down/up path cannot handle fails before any
+            training. Inputs are checked at every call either way.
+
+    Raises:
+        ValueError: for a bad argument, including a ``spatial_size`` that cannot be
+            halved ``len(channel_multipliers) - 1`` times (at construction), or such
+            an input (at the call).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        spatial_dims: int = 2,
+        hidden_channels: int = 64,
+        channel_multipliers: Sequence[int] = (1, 2, 2, 4),
+        num_blocks: int = 2,
+        mid_attention: bool = False,
+        norm: bool = True,
+        norm_groups: int = 1,
+        padding_mode: str = "circular",
+        cond_dim: int = 0,
+        cond_mode: str = "add",
+        spatial_size: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        check_common("UNet", spatial_dims, padding_mode, hidden_channels)
+        check_cond_mode(cond_mode)
+        multipliers = [int(m) for m in channel_multipliers]
+        if not multipliers or min(multipliers) < 1:
+            raise ValueError(
+                "UNet: channel_multipliers must be a non-empty list of integers >= 1 "
+                f"(one per level), got {list(channel_multipliers)}."
+            )
+        if num_blocks < 1:
+            raise ValueError(f"UNet: num_blocks must be >= 1, got {num_blocks}.")
+        if cond_dim < 0:
+            raise ValueError(f"UNet: cond_dim must be >= 0, got {cond_dim}.")
+        check_spatial_size_arg("UNet", spatial_size, spatial_dims, len(multipliers) - 1)
+        # Every normalised channel count is a level width or a sum of two.
+        widths = [
+            hidden_channels * math.prod(multipliers[: i + 1])
+            for i in range(len(multipliers))
+        ]
+        if norm:
+            check_norm_groups("UNet", norm_groups, [hidden_channels, *widths])
+        self.spatial_dims = spatial_dims
+        self.cond_dim = cond_dim
+        self.periodic = padding_mode == "circular"
+        self.num_downsamplings = len(multipliers) - 1
+        embed_dim = 4 * hidden_channels if cond_dim else 0
+        self.cond_embedding = (
+            ConditionEmbedding(cond_dim, 2 * ((hidden_channels + 1) // 2), embed_dim)
+            if cond_dim
+            else None
+        )
+
+        def block(cin: int, cout: int) -> ResidualBlock:
+            return ResidualBlock(
+                spatial_dims,
+                cin,
+                cout,
+                padding_mode=padding_mode,
+                norm=norm,
+                norm_groups=norm_groups,
+                embed_dim=embed_dim,
+                cond_mode=cond_mode,
+            )
+
+        self.lift = conv(spatial_dims, in_channels, hidden_channels, 3, padding_mode)
+        width, skips = hidden_channels, [hidden_channels]
+        self.down_blocks = nn.ModuleList()
+        self.downsamplers = nn.ModuleList()
+        for level, multiplier in enumerate(multipliers):
+            blocks, target = nn.ModuleList(), width * multiplier
+            for _ in range(num_blocks):
+                blocks.append(block(width, target))
+                width = target
+                skips.append(width)
+            self.down_blocks.append(blocks)
+            if level < self.num_downsamplings:
+                self.downsamplers.append(
+                    strided_conv_down(spatial_dims, width, padding_mode)
+                )
+                skips.append(width)
+        self.middle = nn.ModuleList([block(width, width), block(width, width)])
+        self.attention = (
+            SelfAttention(width, norm_groups) if mid_attention else nn.Identity()
+        )
+        # Each up block takes the running features plus one skip, and returns the
+        # skip's width: the last block of a level thus steps down to the width of
+        # the next finer level.
+        self.up_blocks = nn.ModuleList()
+        self.upsamplers = nn.ModuleList()
+        for level in range(len(multipliers)):
+            blocks = nn.ModuleList()
+            for _ in range(num_blocks + 1):
+                skip = skips.pop()
+                blocks.append(block(width + skip, skip))
+                width = skip
+            self.up_blocks.append(blocks)
+            if level < self.num_downsamplings:
+                self.upsamplers.append(
+                    TransposedConvUp(spatial_dims, width, self.periodic)
+                )
+        self.out_norm = group_norm(norm_groups, width, norm)
+        self.project = conv(spatial_dims, width, out_channels, 3, padding_mode)
+
+    def forward(
+        self, x: Float[Tensor, "B Ci *S"], cond: Float[Tensor, "B P"] | None = None
+    ) -> Float[Tensor, "B Co *S"]:
+        check_spatial_size("UNet", tuple(x.shape[2:]), self.num_downsamplings)
+        check_cond(cond, self.cond_dim, x.shape[0], "UNet")
+        emb = None if self.cond_embedding is None else self.cond_embedding(cond)
+        x = self.lift(x)
+        skips, phases = [x], []
+        for level, blocks in enumerate(self.down_blocks):
+            for block in blocks:
+                x = block(x, emb)
+                skips.append(x)
+            if level < self.num_downsamplings:
+                phases.append(phase_of(x, self.periodic))
+                x = self.downsamplers[level](roll_phase(x, phases[-1], -1))
+                skips.append(x)
+        x = self.middle[1](self.attention(self.middle[0](x, emb)), emb)
+        for level, blocks in enumerate(self.up_blocks):
+            for block in blocks:
+                x = block(torch.cat([x, skips.pop()], dim=1), emb)
+            if level < self.num_downsamplings:
+                x = roll_phase(self.upsamplers[level](x), phases.pop(), +1)
+        return self.project(F.gelu(self.out_norm(x)))

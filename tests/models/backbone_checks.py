@@ -1,0 +1,99 @@
+"""Checks shared by the U-shaped backbone tests (UNet, SineNet)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from physim.cli.evaluate import load_task
+from tests.cli.conftest import compose_train
+
+
+def shift_error(
+    model: nn.Module, x: torch.Tensor, shift: tuple[int, ...]
+) -> tuple[float, float]:
+    """Max |model(roll(x)) - roll(model(x))| and max |model(x)|."""
+    dims = tuple(range(2, x.ndim))
+    with torch.no_grad():
+        y = model(x)
+        y_shifted = model(x.roll(shift, dims))
+    return (y_shifted - y.roll(shift, dims)).abs().max().item(), y.abs().max().item()
+
+
+def check_zero_init_conditioning(build: Callable[..., nn.Module], x: torch.Tensor):
+    """A fresh conditioned net equals the same weights without conditioning, for any
+    ``cond``; once its conditioning projections are perturbed, ``cond`` matters."""
+    torch.manual_seed(0)
+    conditioned = build(cond_dim=2).double()
+    plain = build(cond_dim=0).double()
+    missing, unexpected = plain.load_state_dict(conditioned.state_dict(), strict=False)
+    assert not missing
+    assert unexpected and all(
+        k.startswith("cond_embedding.")
+        or k.endswith(".proj.weight")
+        or k.endswith(".proj.bias")
+        for k in unexpected
+    )
+    cond_a = torch.tensor([[0.3, 5.0], [1.0, 20.0]], dtype=torch.float64)
+    cond_b = torch.tensor([[2.0, 50.0], [0.1, 7.0]], dtype=torch.float64)
+    with torch.no_grad():
+        reference = plain(x)
+        torch.testing.assert_close(
+            conditioned(x, cond_a), reference, rtol=0, atol=1e-12
+        )
+        torch.testing.assert_close(
+            conditioned(x, cond_b), reference, rtol=0, atol=1e-12
+        )
+        for name, parameter in conditioned.named_parameters():
+            if ".proj." in name:
+                parameter.normal_(std=0.1)
+        out_a, out_b = conditioned(x, cond_a), conditioned(x, cond_b)
+    scale = reference.abs().max()
+    assert (out_a - reference).abs().max() > 1e-3 * scale
+    assert (out_a - out_b).abs().max() > 1e-3 * scale
+
+
+def check_backward_and_state_dict(model: nn.Module, x: torch.Tensor, *args) -> None:
+    """Every parameter gets a gradient; the state dict survives ``weights_only``."""
+    model(x, *args).square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    assert state.keys() == model.state_dict().keys()
+
+
+def check_experiment_checkpoint_round_trip(experiment: str, tmp_path: Path) -> None:
+    """An experiment's task, saved as `python train.py` saves it, is rebuilt from the
+    checkpoint alone (`physim.cli.evaluate.load_task`, ``weights_only=True``) with
+    identical weights, statistics and backbone output."""
+    cfg = compose_train([f"+experiment={experiment}"], tmp_path / "out")
+    GlobalHydra.instance().clear()
+    torch.manual_seed(0)
+    task = instantiate(cfg.model)
+    task.run_config = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    for buffer in task.buffers():  # statistics must travel with the checkpoint
+        buffer.uniform_(0.5, 2.0)
+    checkpoint = {"state_dict": task.state_dict()}
+    task.on_save_checkpoint(checkpoint)
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    loaded = load_task(tmp_path / "last.ckpt")
+    reference = task.state_dict()
+    assert loaded.state_dict().keys() == reference.keys()
+    for name, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
+    net = task.net
+    # The smallest grid every one of these backbones takes (3 halvings): cheap.
+    x = torch.randn(2, net.lift.in_channels, *[16] * len(cfg.model.net.spatial_size))
+    args = (torch.randn(2, net.cond_dim),) if net.cond_dim else ()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.net(x, *args), net(x, *args), rtol=0, atol=0)
