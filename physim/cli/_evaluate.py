@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from rich.progress import track
 from torch.utils.data import DataLoader
 
-from physim.data import TrajectoryDataModule
+from physim.data import TrajectoryDataModule, TrajectoryDataset, TrajectoryFile
 from physim.rollout import RolloutReport, metrics
 from physim.tasks import AutoregressiveSurrogate
 
@@ -32,23 +34,55 @@ def write_rollout_report(
     and PNG figures to ``out_dir``, prints the metrics table, and returns the summary.
     """
     datamodule.setup("test")
+    return write_trajectory_report(
+        task,
+        datamodule.rollout_dataset(split),
+        datamodule.files[split],
+        out_dir,
+        time_stride=datamodule.time_stride,
+        parameter_names=datamodule.parameter_names,
+        batch_size=batch_size or datamodule.eval_batch_size,
+        attrs={"split": split},
+        sample=sample,
+        plot_times=plot_times,
+    )
+
+
+@torch.inference_mode()
+def write_trajectory_report(
+    task: AutoregressiveSurrogate,
+    dataset: TrajectoryDataset,
+    file: TrajectoryFile,
+    out_dir: str | Path,
+    *,
+    time_stride: int,
+    parameter_names: Sequence[str],
+    batch_size: int,
+    attrs: dict[str, Any],
+    sample: int = 0,
+    plot_times: int = 4,
+) -> dict[str, float]:
+    """:func:`write_rollout_report` on the trajectories of ``dataset`` (from ``file``,
+    every ``time_stride``-th frame), whatever made them (a data split, a solver run)."""
     task.eval()
-    dataset = datamodule.rollout_dataset(split)
-    loader = DataLoader(dataset, batch_size=batch_size or datamodule.eval_batch_size)
+    if getattr(task.hparams, "conditioning", None):
+        task.set_parameter_names(parameter_names)
+    loader = DataLoader(dataset, batch_size=batch_size)
     t_in = task.hparams.time_history
     preds, targets, baselines, first_nonfinite = [], [], [], []
-    for batch in track(loader, description=f"Rollout ({split})"):
+    for batch in track(loader, description=f"Rollout ({attrs.get('split', '')})"):
         trajectory = batch["trajectory"].to(task.device)
-        pred, nonfinite = task.rollout(trajectory)
+        params = batch.get("params")
+        pred, nonfinite = task.rollout(
+            trajectory, None if params is None else params.to(task.device)
+        )
         preds.append(pred.cpu())
         targets.append(trajectory[:, t_in:].cpu())
         baselines.append(
             metrics.persistence_baseline(trajectory[:, t_in - 1], pred.shape[1]).cpu()
         )
         first_nonfinite.append(nonfinite.cpu())
-    file = datamodule.files[split]
-    stride = datamodule.time_stride
-    times = file.times[::stride][t_in : t_in + preds[0].shape[1]]
+    times = file.times[::time_stride][t_in : t_in + preds[0].shape[1]]
     report = RolloutReport(
         torch.cat(preds),
         torch.cat(targets),
@@ -58,7 +92,7 @@ def write_rollout_report(
         first_nonfinite=torch.cat(first_nonfinite),
         baseline=torch.cat(baselines),
         correlation_threshold=task.hparams.correlation_threshold,
-        attrs={"dataset": str(file.path), "split": split, "time_history": t_in},
+        attrs={"dataset": str(file.path), **attrs, "time_history": t_in},
     )
     report.write(out_dir, sample=sample, n_times=plot_times)
     report.print_table()

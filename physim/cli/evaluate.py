@@ -2,6 +2,8 @@
 
 Rolls a trained checkpoint out on any compatible dataset (another split, another
 resolution for resolution-free backbones such as FNO) and writes the rollout report.
+With ``reference=solver`` the truth is solved afresh instead: new initial states from
+the checkpoint's own data distribution (``solver_reference.seed``), cached on disk.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from physim.tasks import AutoregressiveSurrogate
 
 from ._config import CONFIG_DIR, log, report_user_errors
 from ._evaluate import write_rollout_report
+from ._solver_reference import evaluate_on_solver
 
 
 def load_task(
@@ -48,12 +51,25 @@ def load_task(
         raise ValueError(
             f"{path}: weights do not fit the model in its own configuration: {error}"
         ) from error
+    task.run_config = config
     return task
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    """Evaluate ``cfg.ckpt_path`` on ``cfg.data`` (split ``cfg.split``)."""
+    """Evaluate ``cfg.ckpt_path`` on ``cfg.data`` (split ``cfg.split``), or with
+    ``cfg.reference == "solver"`` on fresh solver trajectories."""
+    reference = cfg.get("reference", "data")
+    if reference not in ("data", "solver"):
+        raise ValueError(
+            f"reference must be 'data' (a stored split) or 'solver' (fresh solver "
+            f"trajectories), got {reference!r}."
+        )
     task = load_task(cfg.ckpt_path)
+    if reference == "solver":
+        out_dir = Path(cfg.paths.output_dir) / "rollout"
+        summary = evaluate_on_solver(task, cfg, out_dir)
+        log.info("Rollout report (solver reference) written to %s", out_dir)
+        return summary
     datamodule = instantiate(cfg.data)
     expected: dict[str, Any] = {
         "num_channels": task.hparams.num_channels,

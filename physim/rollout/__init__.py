@@ -8,12 +8,44 @@ PNG figures, ``metrics.json`` and a rich table).
 
 from . import metrics
 from ._engine import RolloutResult, as_window_stepper, rollout
+from ._hybrid import (
+    HybridRecord,
+    HybridStepper,
+    OnIndicator,
+    Periodic,
+    Trigger,
+    hybrid_rollout,
+)
+from ._indicators import EnstrophyBudget, PDEResidual, SampleSpread
 from ._report import RolloutReport
+from ._solver_stepper import IntervalSolver
+from ._uncertainty import (
+    estimated_correlation_time,
+    sample_correlation,
+    sample_rollouts,
+    sample_spread,
+    time_estimate_correlation,
+)
 
 __all__ = [
+    "EnstrophyBudget",
+    "HybridRecord",
+    "HybridStepper",
+    "IntervalSolver",
+    "OnIndicator",
+    "PDEResidual",
+    "Periodic",
     "RolloutReport",
     "RolloutResult",
+    "SampleSpread",
+    "Trigger",
     "as_window_stepper",
+    "estimated_correlation_time",
+    "hybrid_rollout",
     "metrics",
     "rollout",
+    "sample_correlation",
+    "sample_rollouts",
+    "sample_spread",
+    "time_estimate_correlation",
 ]

@@ -16,17 +16,22 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from physim.solvers import staggered_vorticity
+
 __all__ = [
     "batch_correlation_time",
     "correlation_time",
+    "cosine_correlation",
     "error_spectrum",
     "finite_mask",
     "first_nonfinite_step",
+    "highly_correlated_duration",
     "mse",
     "pearson_correlation",
     "persistence_baseline",
     "power_spectrum",
     "relative_l2",
+    "vorticity_correlation",
 ]
 
 
@@ -168,6 +173,89 @@ def batch_correlation_time(
             f"{tuple(corr.shape)}."
         )
     return correlation_time(corr.mean(dim=0, keepdim=True), threshold, dt)[0]
+
+
+def cosine_correlation(
+    pred: Float[Tensor, "B T C *S"],
+    target: Float[Tensor, "B T C *S"],
+    eps: float = 1e-12,
+) -> Float[Tensor, "B T"]:
+    """Cosine similarity of prediction and truth per sample and step (no mean removal).
+
+    ``<p, t> / (||p|| ||t||)`` over channels and space: the "vorticity correlation" of
+    Kochkov et al. (2021) and TSM (Sun et al. 2023) when given vorticities. Unlike
+    :func:`pearson_correlation` the means are kept, which makes no difference for
+    zero-mean fields (vorticity on a periodic domain) and otherwise rewards a correct
+    mean.
+
+    Args:
+        pred: predictions ``[B, T, C, *space]``.
+        target: truth, same shape.
+        eps: lower bound on the product of the norms (a zero field gives 0).
+
+    Returns:
+        ``[B, T]`` correlations in ``[-1, 1]``.
+    """
+    _check_pair(pred, target, "cosine_correlation")
+    p, t = _flat(pred), _flat(target)
+    norms = torch.linalg.vector_norm(p, dim=-1) * torch.linalg.vector_norm(t, dim=-1)
+    return (p * t).sum(dim=-1) / norms.clamp_min(eps)
+
+
+def vorticity_correlation(
+    pred: Float[Tensor, "B T 2 X Y"], target: Float[Tensor, "B T 2 X Y"]
+) -> Float[Tensor, "B T"]:
+    """:func:`cosine_correlation` of the vorticities of two staggered (MAC) velocities.
+
+    The vorticity ``dv/dx - du/dy`` is taken at the cell corners with periodic
+    differences (:func:`physim.solvers.staggered_vorticity`); the grid spacing cancels.
+    Channels are ``(u, v)`` with ``u`` on the x-faces and ``v`` on the y-faces.
+    """
+    _check_pair(pred, target, "vorticity_correlation")
+    if pred.ndim != 5 or pred.shape[2] != 2:
+        raise ValueError(
+            "vorticity_correlation: expected 2-D velocities [B, T, 2, X, Y], got shape "
+            f"{tuple(pred.shape)}."
+        )
+    return cosine_correlation(
+        staggered_vorticity(pred).unsqueeze(2), staggered_vorticity(target).unsqueeze(2)
+    )
+
+
+def highly_correlated_duration(
+    corr: Float[Tensor, "B T"],
+    dt: float,
+    threshold: float = 0.8,
+    horizon: float = 20.0,
+) -> Float[Tensor, ""]:
+    """Time within the first ``horizon`` time units with mean correlation > threshold.
+
+    TSM's metric (Sun et al. 2023, after Kochkov et al. 2021): the correlation is
+    first averaged over samples, then the steps ``k`` with ``(k + 1) dt <= horizon``
+    whose mean exceeds ``threshold`` are counted and multiplied by ``dt``. Unlike
+    :func:`batch_correlation_time` it counts every such step, not only the leading
+    ones (the two agree while the mean decays monotonically). NaN counts as below.
+
+    Args:
+        corr: ``[B, T]`` correlations; step ``k`` is ``(k + 1) dt`` after the start.
+        dt: time between steps.
+        threshold: 0.8 in the papers.
+        horizon: 20 time units in the papers.
+
+    Returns:
+        A scalar tensor (time units).
+    """
+    if corr.ndim != 2 or corr.shape[0] == 0:
+        raise ValueError(
+            "highly_correlated_duration: corr must be [B, T] with B >= 1, got shape "
+            f"{tuple(corr.shape)}."
+        )
+    if not dt > 0:
+        raise ValueError(f"highly_correlated_duration: dt must be > 0, got {dt!r}.")
+    steps = min(corr.shape[1], int(horizon / dt + 1e-9))  # (k + 1) dt <= horizon
+    mean = corr[:, :steps].mean(dim=0)
+    dtype = corr.dtype if corr.is_floating_point() else torch.get_default_dtype()
+    return (mean > threshold).sum().to(dtype) * dt
 
 
 def _shell_index(spatial_shape: tuple[int, ...], device: torch.device) -> Tensor:
