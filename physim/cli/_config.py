@@ -28,6 +28,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 OmegaConf.register_new_resolver(
     "mul", lambda *xs: functools.reduce(lambda a, b: a * b, xs), replace=True
 )
+# `${add:a,b}` -> e.g. PDE-Refiner's input channels (history plus noisy target).
+OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
 
 # Errors a user can fix from the message alone: reported in one line, exit code 1.
 USER_ERRORS = (
