@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +14,7 @@ from physim.rollout import metrics, rollout
 from physim.solvers import spectral_resample
 
 from ._losses import check_finite_loss
+from ._optim import configure_optimization
 
 STAGES = ("train", "val", "test")
 ROLLOUT_METRICS = ("rollout_rel_l2", "rollout_corr_time", "rollout_nonfinite")
@@ -382,21 +382,13 @@ class AutoregressiveSurrogate(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": self.hparams.scheduler_interval,
-                "monitor": metric_key("val", "rollout_rel_l2"),
-            },
-        }
+        return configure_optimization(
+            self,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.hparams.scheduler_interval,
+            monitor=metric_key("val", "rollout_rel_l2"),
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -10,7 +10,6 @@ same task with one input frame, no encoder and no bundling (a config).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from torchmetrics import CatMetric, MeanMetric, SumMetric
 from physim.rollout import metrics, rollout
 from physim.solvers import FiniteVolumeNS2D, check_time_step
 
+from ._optim import configure_optimization
 from ._surrogate import metric_key
 
 __all__ = ["TemporalStencilModel"]
@@ -313,20 +313,12 @@ class TemporalStencilModel(pl.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
-        if self.scheduler_factory is None:
-            return optimizer
-        kwargs = {}
-        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
-            kwargs["total_steps"] = max(1, int(self.trainer.estimated_stepping_batches))
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {
-                "scheduler": scheduler,
-                "interval": self.hparams.scheduler_interval,
-            },
-        }
+        return configure_optimization(
+            self,
+            self.optimizer_factory,
+            self.scheduler_factory,
+            self.hparams.scheduler_interval,
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # The resolved run configuration, so that `evaluate` can rebuild the solver,
