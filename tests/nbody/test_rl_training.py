@@ -167,6 +167,20 @@ def test_hydra_apps_train_and_evaluate(tmp_path: Path) -> None:
     assert (tmp_path / "eval" / "pareto.png").is_file()
 
 
+def test_cpu_default_trains_and_selects_on_the_evaluation_length() -> None:
+    # Training on 100-step episodes left the late, spread-out systems of the 300-step
+    # evaluation unseen (the policy took eta = 0.1 on 26% of steps 101-300), and the
+    # best model was chosen on 100-step episodes.
+    overrides = ["+experiment=threebody_dqn", "paths.output_dir=x"]
+    train = compose_rl("rl_timestep", overrides)
+    evaluate = compose_rl("rl_evaluate", ["model_path=m.zip", "paths.output_dir=x"])
+    assert train.env.max_steps == train.eval.max_steps == evaluate.n_steps == 300
+    paper = compose_rl(
+        "rl_timestep", ["+experiment=threebody_dqn_paper", "paths.output_dir=x"]
+    )
+    assert paper.env.max_steps == 100  # the paper's training episodes
+
+
 @pytest.mark.parametrize("name", ["threebody_dqn_paper", "threebody_ppo"])
 def test_other_experiments_compose(name: str) -> None:
     cfg = compose_rl("rl_timestep", [f"+experiment={name}", "paths.output_dir=x"])
