@@ -15,12 +15,7 @@ from tests.cli.conftest import compose_train, shrink_data
 SEED = 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def write_checkpoint(tmp_path, drop_generator: bool = False):

@@ -14,12 +14,7 @@ from physim.timestepping import CFLController, ConstantStep, integrate
 LENGTH, NU = 2 * math.pi, 0.1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def rel_l2(a, b):

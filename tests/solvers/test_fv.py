@@ -26,13 +26,7 @@ from physim.solvers import (
     van_leer_limit,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def random_velocity(n, count=2, seed=0):

@@ -17,12 +17,7 @@ from physim.timestepping import ConstantStep, integrate
 N, L = 256, 64.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def sines(count, seed=0, num_points=N):

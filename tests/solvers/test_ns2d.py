@@ -21,13 +21,7 @@ from physim.solvers import (
 )
 from physim.timestepping import CFLController, ConstantStep, StepResult, integrate
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def grf_state(num_points, count, seed=0, scale=1.0):

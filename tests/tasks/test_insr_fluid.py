@@ -19,13 +19,7 @@ from physim.tasks._insr_problems import divergence
 A_PHI = 0.1  # amplitude of the gradient part added to the Taylor-Green field
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks: one thread is fastest, and immune to a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def potential_gradient(x):

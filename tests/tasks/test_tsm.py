@@ -21,12 +21,7 @@ from physim.tasks import TemporalStencilModel
 N = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def make_task(encoder=None, bundle=1, time_history=1, perturb=True, n=N):
