@@ -88,6 +88,22 @@ class ConditionEmbedding(nn.Module):
         return self.mlp(sinusoidal_embedding(cond, self.num_features))
 
 
+def backbone_embedding(
+    cond_dim: int, hidden_channels: int
+) -> tuple[ConditionEmbedding | None, int]:
+    """A U-shaped backbone's conditioning embedding and its width.
+
+    The DDPM/PDEArena choice: width ``4 * hidden_channels`` from about
+    ``hidden_channels`` sinusoidal features per scalar; ``(None, 0)`` when
+    ``cond_dim`` is 0 (an unconditioned network).
+    """
+    if not cond_dim:
+        return None, 0
+    embed_dim = 4 * hidden_channels
+    num_features = 2 * ((hidden_channels + 1) // 2)
+    return ConditionEmbedding(cond_dim, num_features, embed_dim), embed_dim
+
+
 class ConditionedNorm(nn.Module):
     """A normalisation of ``[B, C, *S]`` features, modulated by an embedding.
 

@@ -23,7 +23,7 @@ from ._blocks import (
 )
 from ._conditioning import (
     ConditionedNorm,
-    ConditionEmbedding,
+    backbone_embedding,
     check_cond,
     check_cond_mode,
 )
@@ -211,12 +211,7 @@ class SineNet(nn.Module):
         self.num_levels = num_levels
         self.disentangle = disentangle
         self.periodic = padding_mode == "circular"
-        embed_dim = 4 * hidden_channels if cond_dim else 0
-        self.cond_embedding = (
-            ConditionEmbedding(cond_dim, 2 * ((hidden_channels + 1) // 2), embed_dim)
-            if cond_dim
-            else None
-        )
+        self.cond_embedding, embed_dim = backbone_embedding(cond_dim, hidden_channels)
 
         def make_block(cin: int, cout: int) -> ConvBlock:
             return ConvBlock(

@@ -24,7 +24,7 @@ from ._blocks import (
 )
 from ._conditioning import (
     ConditionedNorm,
-    ConditionEmbedding,
+    backbone_embedding,
     check_cond,
     check_cond_mode,
 )
@@ -187,12 +187,7 @@ class UNet(nn.Module):
         self.cond_dim = cond_dim
         self.periodic = padding_mode == "circular"
         self.num_downsamplings = len(multipliers) - 1
-        embed_dim = 4 * hidden_channels if cond_dim else 0
-        self.cond_embedding = (
-            ConditionEmbedding(cond_dim, 2 * ((hidden_channels + 1) // 2), embed_dim)
-            if cond_dim
-            else None
-        )
+        self.cond_embedding, embed_dim = backbone_embedding(cond_dim, hidden_channels)
 
         def block(cin: int, cout: int) -> ResidualBlock:
             return ResidualBlock(
