@@ -228,9 +228,6 @@ class PDERefiner(AutoregressiveSurrogate):
             difference_weight,
             kwargs.get("residual", True),
         )
-        # As a plain list in the hyperparameters (the parent normalises only its own
-        # local copy, but they are collected from this frame's kwargs too).
-        kwargs["conditioning"] = [str(n) for n in kwargs.get("conditioning") or ()]
         super().__init__(net, optimizer, scheduler, loss, **kwargs)
         if difference_weight is not None:
             self.delta_std.fill_(difference_weight)

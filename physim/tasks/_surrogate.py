@@ -101,6 +101,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
         self.save_hyperparameters(
             ignore=["net", "optimizer", "scheduler", "loss"], logger=False
         )
+        # Lightning collects the arguments from every subclass's frame too, where
+        # ``conditioning`` may still be ``None``: store the normalised list.
+        self.hparams["conditioning"] = conditioning
         self.check_backbone(net)
         self.net = net
         self.optimizer_factory = optimizer
