@@ -26,7 +26,13 @@ from ._generate import DatasetGenerator
 from ._grf import GaussianRandomField
 from ._kolmogorov import FilteredVelocityField, KolmogorovFlow, downsample_staggered
 from ._ks import KuramotoSivashinsky1D
-from ._ns2d import FNOForcing, Forcing, NavierStokes2D, taylor_green_vorticity
+from ._ns2d import (
+    FNOForcing,
+    Forcing,
+    NavierStokes2D,
+    TaylorGreenVorticity,
+    taylor_green_vorticity,
+)
 from ._sines import RandomSines
 from ._spectral import (
     dealias_mask,
@@ -70,6 +76,7 @@ __all__ = [
     "FilteredVelocityField",
     "GaussianPulse",
     "GaussianRandomField",
+    "TaylorGreenVorticity",
     "RandomSines",
     # exponential integrators
     "ETDRK4",

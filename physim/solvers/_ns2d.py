@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -92,6 +93,60 @@ def taylor_green_vorticity(
     x = torch.arange(num_points, dtype=torch.float64) / num_points
     w = 2.0 * k * torch.sin(k * x)[:, None] * torch.sin(k * x)[None, :]
     return w[None, None].to(dtype)
+
+
+class TaylorGreenVorticity:
+    """Initial condition for the data generator: the vorticity of the
+    Taylor-Green velocity ``a (sin kx cos ky, -cos kx sin ky)`` (period 1) on the grid
+    ``x_i = i / N`` of :class:`NavierStokes2D`, the same for every trajectory.
+
+    One wavenumber is INSR's Taylor-Green state (a steady Euler flow); several give
+    the multi-scale variant (our choice of modes: the reference notes do not fix them).
+
+    Args:
+        num_points: grid points per axis.
+        wavenumbers: integer wavenumbers ``n`` (periods per unit length).
+        amplitudes: velocity amplitude per wavenumber.
+    """
+
+    def __init__(
+        self,
+        num_points: int,
+        wavenumbers: Sequence[int] = (1,),
+        amplitudes: Sequence[float] = (1.0,),
+    ) -> None:
+        if len(wavenumbers) != len(amplitudes) or not wavenumbers:
+            raise ValueError(
+                f"TaylorGreenVorticity: got {len(wavenumbers)} wavenumbers and "
+                f"{len(amplitudes)} amplitudes; give one amplitude per wavenumber."
+            )
+        self.num_points = int(num_points)
+        self.wavenumbers = [int(n) for n in wavenumbers]
+        self.amplitudes = [float(a) for a in amplitudes]
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> Float[Tensor, "n 1 N N"]:
+        """``n`` copies of the vorticity ``[n, 1, N, N]`` (``generator`` unused)."""
+        w = sum(
+            a * taylor_green_vorticity(self.num_points, k)
+            for k, a in zip(self.wavenumbers, self.amplitudes, strict=True)
+        )
+        return w.expand(n, -1, -1, -1).to(dtype=dtype, device=device).clone()
+
+    def parameters(self) -> dict[str, object]:
+        """Plain values for file attributes."""
+        return {
+            "initial_condition": "taylor_green",
+            "num_points": self.num_points,
+            "wavenumbers": self.wavenumbers,
+            "amplitudes": self.amplitudes,
+        }
 
 
 class _CNFactors(NamedTuple):

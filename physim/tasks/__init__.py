@@ -3,7 +3,6 @@
 from ._insr import INSR
 from ._insr_fluid import (
     InviscidFluidProblem,
-    TaylorGreenVorticity,
     kinetic_energy,
     taylor_green_velocity,
     velocity_from_vorticity,
@@ -31,7 +30,6 @@ __all__ = [
     "InviscidFluidProblem",
     "PeriodicGridField",
     "Stage",
-    "TaylorGreenVorticity",
     "gaussian_pulse",
     "kinetic_energy",
     "taylor_green_velocity",

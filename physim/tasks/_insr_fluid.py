@@ -9,7 +9,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from physim.solvers import rfft_wavenumber_grid, taylor_green_vorticity
+from physim.solvers import rfft_wavenumber_grid
 
 from ._insr_problems import (
     Box,
@@ -27,7 +27,6 @@ from ._insr_problems import (
 
 __all__ = [
     "InviscidFluidProblem",
-    "TaylorGreenVorticity",
     "kinetic_energy",
     "taylor_green_velocity",
     "velocity_from_vorticity",
@@ -61,60 +60,6 @@ def taylor_green_velocity(
         sy, cy = torch.sin(k * x[:, 1]), torch.cos(k * x[:, 1])
         u = u + amplitude * torch.stack([sx * cy, -cx * sy], dim=1)
     return u
-
-
-class TaylorGreenVorticity:
-    """Initial condition for the data generator: the vorticity of
-    :func:`taylor_green_velocity` (period 1) on the grid ``x_i = i / N`` of
-    :class:`physim.solvers.NavierStokes2D`, the same for every trajectory.
-
-    One wavenumber is INSR's Taylor-Green state (a steady Euler flow); several give
-    the multi-scale variant (our choice of modes: the reference notes do not fix them).
-
-    Args:
-        num_points: grid points per axis.
-        wavenumbers: integer wavenumbers ``n`` (periods per unit length).
-        amplitudes: velocity amplitude per wavenumber.
-    """
-
-    def __init__(
-        self,
-        num_points: int,
-        wavenumbers: Sequence[int] = (1,),
-        amplitudes: Sequence[float] = (1.0,),
-    ) -> None:
-        if len(wavenumbers) != len(amplitudes) or not wavenumbers:
-            raise ValueError(
-                f"TaylorGreenVorticity: got {len(wavenumbers)} wavenumbers and "
-                f"{len(amplitudes)} amplitudes; give one amplitude per wavenumber."
-            )
-        self.num_points = int(num_points)
-        self.wavenumbers = [int(n) for n in wavenumbers]
-        self.amplitudes = [float(a) for a in amplitudes]
-
-    def sample(
-        self,
-        n: int,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: str | torch.device = "cpu",
-    ) -> Float[Tensor, "n 1 N N"]:
-        """``n`` copies of the vorticity ``[n, 1, N, N]`` (``generator`` unused)."""
-        w = sum(
-            a * taylor_green_vorticity(self.num_points, k)
-            for k, a in zip(self.wavenumbers, self.amplitudes, strict=True)
-        )
-        return w.expand(n, -1, -1, -1).to(dtype=dtype, device=device).clone()
-
-    def parameters(self) -> dict[str, object]:
-        """Plain values for file attributes."""
-        return {
-            "initial_condition": "taylor_green",
-            "num_points": self.num_points,
-            "wavenumbers": self.wavenumbers,
-            "amplitudes": self.amplitudes,
-        }
 
 
 def velocity_from_vorticity(
