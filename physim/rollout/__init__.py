@@ -3,7 +3,8 @@
 ``rollout(step_fn, initial, n_steps)`` serves surrogates, numerical solvers (through
 :func:`as_window_stepper`) and hybrids alike; :mod:`physim.rollout.metrics` holds the
 pure per-sample metric functions; :class:`RolloutReport` writes the evaluation (netCDF,
-PNG figures, ``metrics.json`` and a rich table).
+PNG figures, ``metrics.json`` and a rich table); :func:`hybrid_tradeoff` compares
+hybrid surrogate/solver rollouts by accuracy and cost.
 """
 
 from . import metrics
@@ -19,6 +20,13 @@ from ._hybrid import (
 from ._indicators import EnstrophyBudget, PDEResidual, SampleSpread
 from ._report import RolloutReport
 from ._solver_stepper import IntervalSolver
+from ._tradeoff import (
+    TradeoffPoint,
+    hybrid_tradeoff,
+    indicator_thresholds,
+    plot_tradeoff,
+    tradeoff_table,
+)
 from ._uncertainty import (
     estimated_correlation_time,
     sample_correlation,
@@ -38,14 +46,19 @@ __all__ = [
     "RolloutReport",
     "RolloutResult",
     "SampleSpread",
+    "TradeoffPoint",
     "Trigger",
     "as_window_stepper",
     "estimated_correlation_time",
     "hybrid_rollout",
+    "hybrid_tradeoff",
+    "indicator_thresholds",
     "metrics",
+    "plot_tradeoff",
     "rollout",
     "sample_correlation",
     "sample_rollouts",
     "sample_spread",
     "time_estimate_correlation",
+    "tradeoff_table",
 ]

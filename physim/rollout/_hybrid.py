@@ -207,8 +207,10 @@ class HybridStepper:
 
     Args:
         surrogate: window stepper ``[B, T_in, C, *S] -> [B, T_out, C, *S]``.
-        solver: frame stepper ``[B, C, *S] -> [B, C, *S]`` over one output interval
-            (e.g. :class:`physim.rollout.IntervalSolver`).
+        solver: frame stepper over one output interval, ``solver(frames [b, C, *S],
+            rows [b]) -> [b, C, *S]``, where ``rows`` are the frames' indices in the
+            rollout batch (for per-trajectory parameters): an
+            :class:`physim.rollout.IntervalSolver`.
         trigger: :class:`Periodic` or :class:`OnIndicator` (or any :class:`Trigger`).
     """
 
@@ -250,10 +252,13 @@ class HybridStepper:
         self._time[key] += time.perf_counter() - start
         return out
 
-    def _solve(self, frame: Tensor, num_frames: int) -> Tensor:
+    def _solve(self, window: Tensor, rows: Tensor, num_frames: int) -> Tensor:
+        """``num_frames`` solver frames from the last frame of ``window[rows]``."""
+        index = rows.nonzero().squeeze(1)
+        frame = window[index, -1]
         frames = []
         for _ in range(num_frames):
-            frame = self._timed("solver", self.solver, frame)
+            frame = self._timed("solver", self.solver, frame, index)
             frames.append(frame)
         return torch.stack(frames, dim=1)
 
@@ -264,7 +269,7 @@ class HybridStepper:
         if self.trigger.scheduled(call):
             out = window[:, -1:].clone()  # non-finite rows stay non-finite
             if finite.any():
-                out[finite] = self._solve(window[finite, -1], 1).to(out.dtype)
+                out[finite] = self._solve(window, finite, 1).to(out.dtype)
             self._record(finite.cpu(), None, 1)
             return out
         candidate = self._timed("surrogate", self.surrogate, window)
@@ -274,7 +279,7 @@ class HybridStepper:
         out = candidate
         if fire.any():
             out = candidate.clone()
-            out[fire] = self._solve(window[fire, -1], t_out).to(candidate.dtype)
+            out[fire] = self._solve(window, fire, t_out).to(candidate.dtype)
         self._record(fire.cpu(), scores, t_out)
         return out
 

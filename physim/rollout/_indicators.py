@@ -18,7 +18,7 @@ it with a threshold. All three are dimensionless, relative to the size of the st
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -69,13 +69,14 @@ class PDEResidual:
     over channels and space, per trajectory (the maximum over a multi-frame
     candidate's steps). ``F`` is the solver's own discrete right-hand side
     (``pde.time_derivative``: for :class:`~physim.solvers.NavierStokes2D` the
-    de-aliased advection, viscosity and forcing), evaluated on the solver's grid (frames
-    at another resolution are resampled spectrally). The trapezoidal rule makes a
-    step of the true solution leave ``rho ~ dt^2 |u'''| / (12 |u'|)``: small where the
-    flow is smooth on the scale of ``dt`` (measured on ``ns2d``, dt = 1, t >= 2: about
-    5e-3), large where it is not (``ns2d`` from its rough initial field at t = 0:
-    0.4). A perturbation ``e`` of the step adds about ``|e| |1 + dt/2 dF/du| /
-    |u_1 - u_0|``.
+    de-aliased advection, viscosity and forcing; for the 1-D spectral solvers the
+    linear symbol and the de-aliased nonlinearity), evaluated on the solver's grid
+    (frames at another resolution are resampled spectrally). The trapezoidal rule
+    makes a step of the true solution leave ``rho ~ dt^2 |u'''| / (12 |u'|)``: small
+    where the flow is smooth on the scale of ``dt`` (measured on ``ns2d``, dt = 1,
+    t >= 2: about 5e-3), large where it is not (``ns2d`` from its rough initial field
+    at t = 0: 0.4). A perturbation ``e`` of the step adds about
+    ``|e| |1 + dt/2 dF/du| / |u_1 - u_0|``.
 
     Alternatives: a higher-order multistep residual (Adams-Moulton over the window's
     earlier frames: 2-5x smaller solver-step floor on ``ns2d``, but it trusts earlier
@@ -83,14 +84,33 @@ class PDEResidual:
     solver's cost). The trapezoidal form needs two evaluations of ``F`` per step
     (about one internal solver step) and only the step itself.
 
+    Per-trajectory PDE parameters (``ks1d``): give ``parameters`` (one value per
+    trajectory of the rollout batch) and the unbound solver; the residual then uses
+    ``pde.bind(parameters)`` and ``dt`` is in its time units (frames, for ``ks1d``).
+
     Args:
         pde: a solver with ``encode``, ``decode``, ``time_derivative(y, t)`` and
-            ``coordinates`` (e.g. :class:`~physim.solvers.NavierStokes2D`).
+            ``coordinates`` (e.g. :class:`~physim.solvers.NavierStokes2D`,
+            :class:`~physim.solvers.KuramotoSivashinsky1D`).
         output_interval: ``dt`` between the predicted frames.
         eps: floor of ``||u_1 - u_0||`` (a frozen step scores ``||residual|| / eps``).
+        parameters: ``{name: [B]}`` for ``pde.bind``, or ``None``.
     """
 
-    def __init__(self, pde: Any, output_interval: float, eps: float = 1e-12) -> None:
+    def __init__(
+        self,
+        pde: Any,
+        output_interval: float,
+        eps: float = 1e-12,
+        parameters: Mapping[str, Tensor] | None = None,
+    ) -> None:
+        if parameters is not None:
+            if not callable(getattr(pde, "bind", None)):
+                raise TypeError(
+                    f"PDEResidual: {type(pde).__name__} has no bind(parameters), so "
+                    f"it cannot take per-trajectory parameters {sorted(parameters)}."
+                )
+            pde = pde.bind(parameters)
         for name in ("encode", "decode", "time_derivative", "coordinates"):
             if not callable(getattr(pde, name, None)):
                 raise TypeError(
@@ -115,8 +135,9 @@ class PDEResidual:
         flat = frames.flatten(0, 1).to(device=self.pde.device, dtype=self.pde.dtype)
         if tuple(flat.shape[2:]) != self.solve_shape:
             flat = spectral_resample(flat, self.solve_shape[0])
-        rhs = self.time_derivative(flat).unflatten(0, (b, t))
         u = flat.unflatten(0, (b, t))
+        # Frame by frame: a solver bound to per-trajectory parameters takes [B].
+        rhs = torch.stack([self.time_derivative(u[:, j]) for j in range(t)], dim=1)
         step = u[:, 1:] - u[:, :-1]
         residual = step - 0.5 * self.output_interval * (rhs[:, 1:] + rhs[:, :-1])
         rho = _norm(residual) / _norm(step).clamp_min(self.eps)

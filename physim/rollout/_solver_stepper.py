@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -26,6 +27,13 @@ class IntervalSolver:
     every physim dataset PDE is. Wrap it with :func:`physim.rollout.as_window_stepper`
     for :func:`physim.rollout.rollout`, or give it to :class:`HybridStepper`.
 
+    Per-trajectory PDE parameters (the ``ks1d`` data's domain length and frame
+    interval): give the *unbound* solver and ``parameters`` (one value per trajectory
+    of the rollout batch, as the data's ``params``); each call binds the solver
+    (``pde.bind``, as :class:`~physim.solvers.DatasetGenerator` does) to the rows it
+    advances, ``rows`` (default: the whole batch). The output interval is then in the
+    bound solver's time units (frames, for ``ks1d``).
+
     A rollout of this stepper restarts the controller every interval, where
     :class:`physim.solvers.DatasetGenerator` integrates through the save times. For
     :class:`~physim.timestepping.CFLController` and
@@ -41,6 +49,8 @@ class IntervalSolver:
         output_interval: physical time per call (the data's frame interval times the
             data module's ``time_stride``), > 0.
         max_steps: safety cap on internal steps per call.
+        parameters: ``{name: [B]}`` per-trajectory values for ``pde.bind``, or
+            ``None`` (one solver for every trajectory).
 
     Attributes:
         num_internal_steps: internal steps taken so far (all calls; see :meth:`reset`).
@@ -54,6 +64,7 @@ class IntervalSolver:
         output_interval: float,
         *,
         max_steps: int = 1_000_000,
+        parameters: Mapping[str, Tensor] | None = None,
     ) -> None:
         for name in ("encode", "decode", "step", "coordinates"):
             if not callable(getattr(pde, name, None)):
@@ -70,6 +81,8 @@ class IntervalSolver:
                 "IntervalSolver: output_interval must be a positive number, got "
                 f"{output_interval!r}."
             )
+        self.parameters = _check_parameters(pde, parameters)
+        self._bound_batch: Any = None
         self.pde = pde
         self.controller = controller
         self.output_interval = float(output_interval)
@@ -82,19 +95,36 @@ class IntervalSolver:
         self.num_internal_steps = 0
         self.num_calls = 0
 
+    def bound(self, rows: Tensor | None = None) -> Any:
+        """The solver for ``rows`` of the batch (the unbound one without parameters)."""
+        if self.parameters is None:
+            return self.pde
+        whole = rows is None or torch.equal(
+            rows.cpu(), torch.arange(len(next(iter(self.parameters.values()))))
+        )
+        if whole:
+            if self._bound_batch is None:  # kept: its coefficient cache too
+                self._bound_batch = self.pde.bind(self.parameters)
+            return self._bound_batch
+        return self.pde.bind({k: v[rows.cpu()] for k, v in self.parameters.items()})
+
     @torch.no_grad()
-    def __call__(self, frame: Float[Tensor, "B C *S"]) -> Float[Tensor, "B C *S"]:
+    def __call__(
+        self, frame: Float[Tensor, "b C *S"], rows: Tensor | None = None
+    ) -> Float[Tensor, "b C *S"]:
+        """Advance ``frame`` (rows ``rows`` of the batch; default all) one interval."""
+        pde = self.bound(rows)
         stored = tuple(frame.shape[2:])
         u = frame
         if stored != self.solve_shape:
-            u = spectral_resample(frame.to(self.pde.dtype), self.solve_shape[0])
+            u = spectral_resample(frame.to(pde.dtype), self.solve_shape[0])
         solution = integrate(
-            self.pde,
+            pde,
             self.controller,
-            self.pde.encode(u),
+            pde.encode(u),
             0.0,
             self.output_interval,
-            save_fn=self.pde.decode,
+            save_fn=pde.decode,
             max_steps=self.max_steps,
         )
         self.num_internal_steps += int(solution.stats["n_steps"])
@@ -109,3 +139,24 @@ class IntervalSolver:
             f"IntervalSolver({self.pde!r}, {self.controller!r}, "
             f"output_interval={self.output_interval})"
         )
+
+
+def _check_parameters(
+    pde: Any, parameters: Mapping[str, Tensor] | None
+) -> dict[str, Tensor] | None:
+    """``parameters`` as CPU tensors of one common length, for ``pde.bind``."""
+    if parameters is None:
+        return None
+    if not callable(getattr(pde, "bind", None)):
+        raise TypeError(
+            f"{type(pde).__name__} has no bind(parameters), so it cannot take the "
+            f"per-trajectory parameters {sorted(parameters)}; pass parameters=None."
+        )
+    values = {k: torch.as_tensor(v).detach().cpu() for k, v in parameters.items()}
+    lengths = {k: tuple(v.shape) for k, v in values.items()}
+    if len({*lengths.values()}) > 1 or any(len(s) != 1 for s in lengths.values()):
+        raise ValueError(
+            "per-trajectory parameters must be 1-D, one value per trajectory of the "
+            f"batch, all of one length; got shapes {lengths}."
+        )
+    return values

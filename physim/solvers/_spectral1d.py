@@ -182,6 +182,19 @@ class ConservativeSpectral1D:
         u = torch.fft.irfft(u_hat, n=self.num_points)
         return torch.fft.rfft(u.square()) * self._derivative
 
+    def time_derivative(
+        self, y: Float[Tensor, "B N"], t: float = 0.0
+    ) -> Float[Tensor, "B N"]:
+        """The right-hand side the scheme integrates, ``du/ds = tau (L u + N(u))``.
+
+        Physical in, physical out (the state is physical), with the de-aliased
+        nonlinearity of :meth:`step` (used by residual error indicators, e.g.
+        :class:`physim.rollout.PDEResidual`). The PDE is autonomous; ``t`` is unused.
+        """
+        u_hat = torch.fft.rfft(y)
+        rhs = self._scheme.linear.to(self.dtype) * u_hat + self._nonlinear(u_hat, t)
+        return torch.fft.irfft(rhs, n=self.num_points)
+
     def step(self, y: Float[Tensor, "B N"], t: float, dt: float) -> StepResult:
         """One ETDRK4 step of ``dt`` (solver time units) from the physical ``y``.
 
