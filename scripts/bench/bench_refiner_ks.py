@@ -16,7 +16,11 @@ shared 2-core machine:
   epoch, default 250), ``PHYSIM_BENCH_BATCH`` (64), ``PHYSIM_BENCH_HIDDEN`` (U-Net
   base width, 32), ``PHYSIM_BENCH_THREADS`` (torch threads, 1);
 - ``PHYSIM_BENCH_SAMPLES``: refiner samples per test trajectory (default 4);
-- ``PHYSIM_BENCH_OUT``: where ``results.json`` goes (default ``outputs/bench_refiner``).
+- ``PHYSIM_BENCH_OUT``: where ``results.json`` and each model's ``<label>/weights.pt``
+  (its EMA ``state_dict``) go (default ``outputs/bench_refiner``);
+- ``PHYSIM_BENCH_PARALLEL`` (default 1): train the two models at the same time in two
+  processes of ``PHYSIM_BENCH_THREADS`` threads each (both then see the same machine
+  load); 0 trains them one after the other.
 
 Reported, over the test trajectories (rollouts of 79 model steps of 4 stored frames,
 ~0.8 time units each, from the first frame):
@@ -40,6 +44,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -202,9 +208,65 @@ def summarise(result: dict[str, Tensor]) -> dict[str, Any]:
     return out
 
 
+RUNS = {
+    "mse": [
+        "model.num_refinement_steps=0",
+        "model.net.in_channels=1",
+        "model.net.cond_dim=2",
+    ],
+    "refiner": [],
+}
+
+
+def run_one(label: str) -> dict[str, Any]:
+    """Train and evaluate one model; its summary."""
+    task, datamodule, seconds = train(label, RUNS[label])
+    # The trained (EMA) weights, for analysis after the run.
+    (OUT / label).mkdir(parents=True, exist_ok=True)
+    torch.save(task.state_dict(), OUT / label / "weights.pt")
+    start = time.perf_counter()
+    result = evaluate(task, datamodule, SAMPLES if label == "refiner" else 1)
+    summary = summarise(result)
+    summary["train_seconds"] = seconds
+    summary["eval_seconds"] = time.perf_counter() - start
+    summary["parameters"] = sum(p.numel() for p in task.net.parameters())
+    print(
+        label,
+        json.dumps(
+            {k: v for k, v in summary.items() if k != "corr_time_per_trajectory"},
+            indent=1,
+        ),
+        flush=True,
+    )
+    return summary
+
+
+def run_all() -> dict[str, dict[str, Any]]:
+    """Both models: in two child processes at once, or one after the other."""
+    if os.environ.get("PHYSIM_BENCH_PARALLEL", "1") == "0":
+        return {label: run_one(label) for label in RUNS}
+    # Generate the data once, before two processes could race to write it.
+    instantiate(compose_config([]).data).prepare_data()
+    children = {
+        label: subprocess.Popen([sys.executable, __file__, "--only", label])
+        for label in RUNS
+    }
+    failed = [label for label, child in children.items() if child.wait() != 0]
+    if failed:
+        raise SystemExit(f"bench_refiner_ks: the {failed} run(s) failed (see above).")
+    return {
+        label: json.loads((OUT / label / "summary.json").read_text()) for label in RUNS
+    }
+
+
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("PHYSIM_BENCH_THREADS", "1")))
     OUT.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:2] == ["--only"]:
+        label = sys.argv[2]
+        summary = run_one(label)
+        (OUT / label / "summary.json").write_text(json.dumps(summary, indent=1))
+        return
     results: dict[str, Any] = {
         "sizes": {
             "train_trajectories": NUM_TRAIN,
@@ -214,32 +276,9 @@ def main() -> None:
             "hidden_channels": HIDDEN,
             "batch_size": BATCH,
             "samples": SAMPLES,
-        }
+        },
+        **run_all(),
     }
-    runs = {
-        "mse": [
-            "model.num_refinement_steps=0",
-            "model.net.in_channels=1",
-            "model.net.cond_dim=2",
-        ],
-        "refiner": [],
-    }
-    for label, overrides in runs.items():
-        task, datamodule, seconds = train(label, overrides)
-        start = time.perf_counter()
-        result = evaluate(task, datamodule, SAMPLES if label == "refiner" else 1)
-        summary = summarise(result)
-        summary["train_seconds"] = seconds
-        summary["eval_seconds"] = time.perf_counter() - start
-        summary["parameters"] = sum(p.numel() for p in task.net.parameters())
-        results[label] = summary
-        print(
-            label,
-            json.dumps(
-                {k: v for k, v in summary.items() if k != "corr_time_per_trajectory"},
-                indent=1,
-            ),
-        )
     mse, ref = results["mse"], results["refiner"]
     results["ratios"] = {
         "corr_time_mean": ref["corr_time_mean"] / mse["corr_time_mean"],
