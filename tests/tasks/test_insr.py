@@ -32,7 +32,7 @@ def make_task(width=20, hidden=2, **kwargs):
         "lr": 1e-4,
         "max_iterations": 50,
         "initial_lr": 3e-3,
-        "initial_iterations": 2500,
+        "initial_iterations": 4000,
         "factor": 0.5,
         "patience": 300,
         "num_points": 500,
@@ -43,7 +43,7 @@ def make_task(width=20, hidden=2, **kwargs):
 @pytest.fixture(scope="module")
 def solved():
     """The paper's 901-parameter SIREN, 20 midpoint steps at reduced iterations
-    (2500 for the initial fit, 50 per step instead of up to 20000, 500 points instead
+    (4000 for the initial fit, 50 per step instead of up to 20000, 500 points instead
     of 5000)."""
     times = [DT * k for k in range(STEPS + 1)]
     truth, x = exact_frames(times)
