@@ -27,6 +27,7 @@ from torch import Tensor
 
 from physim.solvers import rfft_wavenumber_grid, spectral_resample
 
+from ._solver_stepper import check_parameters
 from ._uncertainty import sample_spread
 
 __all__ = ["EnstrophyBudget", "PDEResidual", "SampleSpread"]
@@ -105,12 +106,7 @@ class PDEResidual:
         parameters: Mapping[str, Tensor] | None = None,
     ) -> None:
         if parameters is not None:
-            if not callable(getattr(pde, "bind", None)):
-                raise TypeError(
-                    f"PDEResidual: {type(pde).__name__} has no bind(parameters), so "
-                    f"it cannot take per-trajectory parameters {sorted(parameters)}."
-                )
-            pde = pde.bind(parameters)
+            pde = pde.bind(check_parameters(pde, parameters))
         for name in ("encode", "decode", "time_derivative", "coordinates"):
             if not callable(getattr(pde, name, None)):
                 raise TypeError(

@@ -81,7 +81,7 @@ class IntervalSolver:
                 "IntervalSolver: output_interval must be a positive number, got "
                 f"{output_interval!r}."
             )
-        self.parameters = _check_parameters(pde, parameters)
+        self.parameters = check_parameters(pde, parameters)
         self._bound_batch: Any = None
         self.pde = pde
         self.controller = controller
@@ -99,10 +99,8 @@ class IntervalSolver:
         """The solver for ``rows`` of the batch (the unbound one without parameters)."""
         if self.parameters is None:
             return self.pde
-        whole = rows is None or torch.equal(
-            rows.cpu(), torch.arange(len(next(iter(self.parameters.values()))))
-        )
-        if whole:
+        size = len(next(iter(self.parameters.values())))
+        if rows is None or torch.equal(rows.cpu(), torch.arange(size)):
             if self._bound_batch is None:  # kept: its coefficient cache too
                 self._bound_batch = self.pde.bind(self.parameters)
             return self._bound_batch
@@ -141,7 +139,7 @@ class IntervalSolver:
         )
 
 
-def _check_parameters(
+def check_parameters(
     pde: Any, parameters: Mapping[str, Tensor] | None
 ) -> dict[str, Tensor] | None:
     """``parameters`` as CPU tensors of one common length, for ``pde.bind``."""
