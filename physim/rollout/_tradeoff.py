@@ -25,7 +25,13 @@ from torch import Tensor
 
 from . import metrics
 from ._engine import as_window_stepper, rollout
-from ._hybrid import HybridStepper, OnIndicator, Trigger, hybrid_rollout
+from ._hybrid import (
+    HybridStepper,
+    OnIndicator,
+    Trigger,
+    _synchronize,
+    hybrid_rollout,
+)
 
 __all__ = [
     "TradeoffPoint",
@@ -117,9 +123,13 @@ def _no_solver(frame: Tensor, rows: Tensor) -> Tensor:
     raise AssertionError("an infinite threshold never calls the solver")
 
 
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+def _timed(fn: Callable[[], Any], device_of: Tensor) -> tuple[Any, float]:
+    """``fn()`` and its wall time, waiting for queued kernels on ``device_of``'s
+    device."""
+    _synchronize(device_of)
     start = time.perf_counter()
     out = fn()
+    _synchronize(device_of)
     return out, time.perf_counter() - start
 
 
@@ -147,7 +157,7 @@ def hybrid_tradeoff(
         The points, end points first, in the order run (each rollout timed alone).
     """
     steps = truth.shape[1]
-    pred, seconds = _timed(lambda: rollout(surrogate, initial, steps).pred)
+    pred, seconds = _timed(lambda: rollout(surrogate, initial, steps).pred, initial)
     measure = TradeoffPoint.measure
     points = [
         measure(
@@ -155,7 +165,7 @@ def hybrid_tradeoff(
         )
     ]
     pred, seconds = _timed(
-        lambda: rollout(as_window_stepper(solver), initial, steps).pred
+        lambda: rollout(as_window_stepper(solver), initial, steps).pred, initial
     )
     points.append(
         measure("solver", "solver", pred, truth, seconds=seconds, solver_fraction=1.0)
@@ -163,7 +173,7 @@ def hybrid_tradeoff(
     for name, trigger in triggers.items():
         hybrid = HybridStepper(surrogate, solver, trigger)
         (result, record), seconds = _timed(
-            lambda h=hybrid: hybrid_rollout(h, initial, steps)
+            lambda h=hybrid: hybrid_rollout(h, initial, steps), initial
         )
         points.append(
             measure(

@@ -102,6 +102,8 @@ def coarse_point(
     coarse = spectral_resample(initial[:, -1].to(solver.pde.dtype), size)
     pred = rollout(as_window_stepper(solver), coarse.unsqueeze(1), truth.shape[1]).pred
     pred = spectral_resample(pred.flatten(0, 1), n).unflatten(0, pred.shape[:2])
+    if pred.device.type == "cuda":  # time the kernels, not their queueing
+        torch.cuda.synchronize(pred.device)
     seconds = time.perf_counter() - start
     name = f"solver@{solver.solve_shape[0]}"
     return TradeoffPoint.measure(
