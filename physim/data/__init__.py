@@ -14,8 +14,11 @@ from ._format_write import TrajectoryWriter, write_trajectories
 from ._stats import (
     STATISTICS_FILE,
     compute_statistics,
+    ensure_difference_statistics,
     load_statistics,
     save_statistics,
+    statistics_at_stride,
+    stream_statistics,
 )
 from ._windows import InMemorySource, TrajectoryDataset, WindowDataset
 
@@ -31,6 +34,9 @@ __all__ = [
     "TrajectoryFile",
     "TrajectoryWriter",
     "compute_statistics",
+    "ensure_difference_statistics",
+    "statistics_at_stride",
+    "stream_statistics",
     "load_statistics",
     "save_statistics",
     "validate_trajectory_file",

@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytorch_lightning as pl
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ._errors import DatasetError
 from ._format import TrajectoryFile
-from ._stats import load_statistics
+from ._stats import (
+    ensure_difference_statistics,
+    load_statistics,
+    statistics_at_stride,
+)
 from ._windows import FrameSource, InMemorySource, TrajectoryDataset, WindowDataset
 
 if TYPE_CHECKING:
@@ -37,7 +42,10 @@ class TrajectoryDataModule(pl.LightningDataModule):
     ``future`` (``time_future * (1 + unroll_steps)`` frames); rollout loaders give
     ``trajectory`` (all frames). Validation and test each have two loaders: index 0 is
     one-step, index 1 is rollout. Normalisation statistics are in :attr:`statistics`;
-    the task applies them, so a checkpoint carries its own normalisation.
+    the task applies them, so a checkpoint carries its own normalisation. Their
+    ``delta_mean``/``delta_std`` are those of the differences the model predicts,
+    over ``time_stride`` stored frames (computed from the training split on first use
+    and cached in ``stats.json``), so a residual target has unit scale at any stride.
 
     Args:
         root: the dataset folder.
@@ -130,21 +138,39 @@ class TrajectoryDataModule(pl.LightningDataModule):
         return [p for p in paths if not p.exists()]
 
     def prepare_data(self) -> None:
-        """Generate the dataset if files are missing (Lightning calls it on rank 0)."""
-        if self.external is not None:  # compute and cache the statistics once
-            self.external.statistics(self.root)
-            return
-        missing = self.missing_files()
-        if not missing:
-            return
-        if self.generator is None:
-            raise DatasetError(
-                f"{missing[0]}: dataset file not found and no generator configured. "
-                "Generate it (python scripts/generate.py data=<name>) or set data.root "
-                "to "
-                "a folder holding train.h5, valid.h5, test.h5 and stats.json."
-            )
-        self.generator(self.root)
+        """Generate the dataset if files are missing and cache the statistics at
+        ``time_stride`` (Lightning calls it on rank 0 only)."""
+        if self.external is None:
+            missing = self.missing_files()
+            if missing and self.generator is None:
+                raise DatasetError(
+                    f"{missing[0]}: dataset file not found and no generator "
+                    "configured. Generate it (python scripts/generate.py data=<name>) "
+                    "or set data.root to a folder holding train.h5, valid.h5, test.h5 "
+                    "and stats.json."
+                )
+            if missing:
+                self.generator(self.root)
+        self._load_statistics()
+
+    def _load_statistics(self) -> dict[str, Any]:
+        """The training split's statistics, with differences over ``time_stride``
+        frames as ``delta_mean``/``delta_std`` (computed and cached if missing)."""
+        if self.external is not None:
+            stats = self.external.statistics(self.root)
+            cache = self.external.statistics_dir(self.root)
+        else:
+            stats, cache = load_statistics(self.root), self.root
+        stats = ensure_difference_statistics(
+            cache, stats, self.time_stride, self._train_reader
+        )
+        return statistics_at_stride(stats, self.time_stride)
+
+    def _train_reader(self) -> Any:
+        """The training split's frames, for a statistics pass (closed after it)."""
+        if self.external is not None:
+            return self.external.splits["train"]
+        return TrajectoryFile(self.split_path("train"))
 
     def setup(self, stage: str | None = None) -> None:
         """Open the split files lazily and build the datasets for ``stage``."""
@@ -165,11 +191,7 @@ class TrajectoryDataModule(pl.LightningDataModule):
                 )
             self.files[split] = file
             self._sources[split] = self._source(file)
-        self.statistics = (
-            self.external.statistics(self.root)
-            if self.external is not None
-            else load_statistics(self.root)
-        )
+        self.statistics = self._load_statistics()
         self.window_dataset("train", self.unroll_steps)  # validates the window length
         stored = self.files["test"].num_frames // self.time_stride
         if self.rollout_steps is None:
@@ -217,19 +239,27 @@ class TrajectoryDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        sampler = None
+        trainer = self.trainer
+        replicas = trainer.world_size if trainer else 1
+        rank = trainer.global_rank if trainer else 0
         if shuffle:
             # A DistributedSampler even in one process: its permutation is a function of
             # (seed, epoch), which Lightning sets each epoch and restores on resume.
             # Under DDP each rank takes its share; Lightning leaves it in place.
-            trainer = self.trainer
             sampler = DistributedSampler(
-                dataset,
-                num_replicas=trainer.world_size if trainer else 1,
-                rank=trainer.global_rank if trainer else 0,
-                shuffle=True,
-                seed=self.seed,
+                dataset, num_replicas=replicas, rank=rank, shuffle=True, seed=self.seed
             )
+        elif replicas > 1:
+            # Evaluation under DDP: every sample exactly once. Lightning's default
+            # DistributedSampler pads a split whose size the world size does not
+            # divide by repeating samples, which biases means and double-counts
+            # diverged rollouts; this one gives ranks unequal shares instead (the
+            # metrics are sums that torchmetrics reduces, so shares may differ).
+            sampler = UnrepeatedDistributedSampler(
+                dataset, num_replicas=replicas, rank=rank, shuffle=False
+            )
+        else:
+            sampler = None
         return DataLoader(
             dataset,
             batch_size=batch_size,

@@ -2,7 +2,12 @@
 
 ``<root>/stats.json`` holds, per channel, the mean and standard deviation of the fields
 and of the one-step differences ``fields[:, 1:] - fields[:, :-1]`` (``delta_mean``,
-``delta_std``), computed from the training split.
+``delta_std``), computed from the training split. A model that steps ``s`` stored
+frames at a time (a data module's ``time_stride``) predicts differences over ``s``
+frames, whose scale differs (about ``sqrt(s)`` to ``s`` times the one-step one): those
+are cached under ``differences[str(s)]`` the first time a data module needs them
+(:func:`ensure_difference_statistics`) and :func:`statistics_at_stride` puts them in
+``delta_mean``/``delta_std``.
 """
 
 from __future__ import annotations
@@ -10,9 +15,10 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from rich.progress import track
@@ -23,8 +29,11 @@ from ._format import TrajectoryFile, temporary_path
 __all__ = [
     "STATISTICS_FILE",
     "compute_statistics",
+    "ensure_difference_statistics",
     "load_statistics",
     "save_statistics",
+    "statistics_at_stride",
+    "stream_statistics",
 ]
 
 STATISTICS_FILE = "stats.json"
@@ -80,7 +89,109 @@ class _Moments:
         return np.sqrt(np.maximum(self.m2, 0.0) / self.count)
 
 
-def compute_statistics(path: str | Path, *, progress: bool = False) -> dict[str, Any]:
+class FrameReader(Protocol):
+    """What a statistics pass reads: a physim file or any external reader."""
+
+    path: Path
+    num_trajectories: int
+    num_frames: int
+    num_channels: int
+    chunks: tuple[int, ...]
+    channel_names: Sequence[str]
+    sample_parameters: dict[str, np.ndarray]
+
+    def read(self, index: int, frames: slice = ...) -> np.ndarray: ...
+
+
+def stream_statistics(
+    source: FrameReader,
+    *,
+    strides: Sequence[int] = (1,),
+    nonfinite: Callable[[int, int], str],
+    progress: bool = False,
+) -> tuple[_Moments, dict[int, _Moments]]:
+    """Moments of the fields and of their differences over each of ``strides``.
+
+    One pass, one time block (the file's chunk length) of one trajectory at a time,
+    in trajectory order; differences ``x[t + s] - x[t]`` are taken within each
+    trajectory, across time-block boundaries too (the last ``max(strides)`` frames
+    of a block are kept for the next).
+
+    Args:
+        source: the frames to read.
+        strides: the frame offsets of the differences (each >= 1).
+        nonfinite: ``(trajectory, frame) -> message`` for a NaN/Inf value (raised as
+            :class:`DatasetError`).
+        progress: show a progress bar over trajectories.
+
+    Returns:
+        The fields' moments and ``{stride: moments of the differences}``.
+    """
+    if min(strides) < 1 or source.num_frames <= max(strides):
+        raise DatasetError(
+            f"{source.path}: has {source.num_frames} frame(s); differences over "
+            f"{max(strides)} frame(s) need at least {max(strides) + 1}. Store more "
+            "frames per trajectory or lower the time stride."
+        )
+    fields = _Moments(source.num_channels)
+    deltas = {s: _Moments(source.num_channels) for s in strides}
+    keep = max(strides)
+    block_frames = max(1, source.chunks[1])
+    indices: Any = range(source.num_trajectories)
+    if progress:
+        indices = track(indices, description=f"Statistics of {source.path.name}")
+    for index in indices:
+        tail = np.empty((0,))
+        for start in range(0, source.num_frames, block_frames):
+            stop = min(start + block_frames, source.num_frames)
+            block = source.read(index, slice(start, stop)).astype(np.float64)
+            if not np.isfinite(block).all():
+                frame = start + int(np.argwhere(~np.isfinite(block))[0, 0])
+                raise DatasetError(nonfinite(index, frame))
+            fields.update(block)
+            joined = np.concatenate([tail, block]) if tail.size else block
+            first_new = joined.shape[0] - block.shape[0]
+            for stride, moments in deltas.items():
+                begin = max(first_new, stride)  # differences ending in this block
+                if begin < joined.shape[0]:
+                    moments.update(joined[begin:] - joined[begin - stride : -stride])
+            tail = joined[-keep:]
+    return fields, deltas
+
+
+def _summary(
+    source: FrameReader, fields: _Moments, deltas: dict[int, _Moments]
+) -> dict[str, Any]:
+    """The statistics dict of a pass (stride-1 differences as ``delta_*``)."""
+    stats = {
+        "mean": fields.mean.tolist(),
+        "std": fields.std().tolist(),
+        "delta_mean": deltas[1].mean.tolist(),
+        "delta_std": deltas[1].std().tolist(),
+        "channel_names": list(source.channel_names),
+        "num_trajectories": source.num_trajectories,
+        "num_frames": source.num_frames,
+        "parameters": {
+            name: {"mean": float(values.mean()), "std": float(values.std())}
+            for name, values in source.sample_parameters.items()
+        },
+    }
+    others = {s: m for s, m in deltas.items() if s != 1}
+    if others:
+        stats["differences"] = _differences(others)
+    return stats
+
+
+def _differences(deltas: dict[int, _Moments]) -> dict[str, dict[str, list[float]]]:
+    return {
+        str(s): {"mean": m.mean.tolist(), "std": m.std().tolist()}
+        for s, m in sorted(deltas.items())
+    }
+
+
+def compute_statistics(
+    path: str | Path, *, strides: Sequence[int] = (), progress: bool = False
+) -> dict[str, Any]:
     """Per-channel statistics of a trajectory file, reading one chunk at a time.
 
     Memory stays bounded by one chunk (one trajectory or a time block of it) in float64.
@@ -89,66 +200,102 @@ def compute_statistics(path: str | Path, *, progress: bool = False) -> dict[str,
 
     Args:
         path: a trajectory file (normally ``<root>/train.h5``).
+        strides: further frame offsets whose difference statistics to include (under
+            ``differences``), e.g. a data module's ``time_stride``.
         progress: show a progress bar over trajectories.
 
     Returns:
         ``mean``, ``std``, ``delta_mean``, ``delta_std`` (lists, one value per channel)
         plus ``channel_names``, ``num_trajectories``, ``num_frames``, ``source`` (the
-        file name), ``fingerprint`` (the file's dataset fingerprint, if any) and
+        file name), ``fingerprint`` (the file's dataset fingerprint, if any),
         ``parameters``: ``{name: {"mean": m, "std": s}}`` of the per-trajectory
-        parameters (empty if the file has none), for normalising conditioning inputs.
+        parameters (empty if the file has none), for normalising conditioning inputs,
+        and with ``strides``, ``differences``: ``{str(stride): {"mean", "std"}}``.
 
     Raises:
-        DatasetError: the file is invalid, has fewer than two frames, or holds NaN/Inf
+        DatasetError: the file is invalid, has too few frames, or holds NaN/Inf
             (naming the trajectory and frame).
     """
     file = TrajectoryFile(path)
-    if file.num_frames < 2:
-        raise DatasetError(
-            f"{file.path}: has {file.num_frames} frame(s); statistics of one-step "
-            "differences need at least 2. Store more frames per trajectory."
+
+    def nonfinite(index: int, frame: int) -> str:
+        return (
+            f"{file.path}: trajectory {index} holds NaN/Inf values (first at frame "
+            f"{frame}). The data are unusable; delete the file and regenerate it "
+            "(e.g. with a smaller time step)."
         )
-    fields = _Moments(file.num_channels)
-    deltas = _Moments(file.num_channels)
-    block_frames = file.chunks[1]
-    indices = range(file.num_trajectories)
-    if progress:
-        indices = track(indices, description=f"Statistics of {file.path.name}")
+
     try:
-        for index in indices:
-            previous = None
-            for start in range(0, file.num_frames, block_frames):
-                stop = min(start + block_frames, file.num_frames)
-                block = file.read(index, slice(start, stop)).astype(np.float64)
-                if not np.isfinite(block).all():
-                    frame = start + int(np.argwhere(~np.isfinite(block))[0, 0])
-                    raise DatasetError(
-                        f"{file.path}: trajectory {index} holds NaN/Inf values "
-                        f"(first at frame {frame}). The data are unusable; delete the "
-                        "file and regenerate it (e.g. with a smaller time step)."
-                    )
-                fields.update(block)
-                if previous is not None:
-                    block = np.concatenate([previous[None], block])
-                deltas.update(np.diff(block, axis=0))
-                previous = block[-1]
+        fields, deltas = stream_statistics(
+            file,
+            strides=sorted({1, *strides}),
+            nonfinite=nonfinite,
+            progress=progress,
+        )
+        stats = _summary(file, fields, deltas)
     finally:
         file.close()
-    return {
-        "mean": fields.mean.tolist(),
-        "std": fields.std().tolist(),
-        "delta_mean": deltas.mean.tolist(),
-        "delta_std": deltas.std().tolist(),
-        "channel_names": list(file.channel_names),
-        "num_trajectories": file.num_trajectories,
-        "num_frames": file.num_frames,
-        "source": file.path.name,
-        "fingerprint": file.attrs.get("physim_dataset_fingerprint"),
-        "parameters": {
-            name: {"mean": float(values.mean()), "std": float(values.std())}
-            for name, values in file.sample_parameters.items()
-        },
-    }
+    stats["source"] = file.path.name
+    stats["fingerprint"] = file.attrs.get("physim_dataset_fingerprint")
+    return stats
+
+
+def statistics_at_stride(stats: dict[str, Any], stride: int) -> dict[str, Any]:
+    """A copy of ``stats`` whose ``delta_mean``/``delta_std`` are the differences over
+    ``stride`` stored frames (recorded as ``delta_stride``).
+
+    Raises:
+        DatasetError: the statistics hold no differences at ``stride`` (see
+            :func:`ensure_difference_statistics`).
+    """
+    out = dict(stats)
+    out["delta_stride"] = int(stride)
+    if stride == 1:
+        return out
+    moments = stats.get("differences", {}).get(str(stride))
+    if moments is None:
+        raise DatasetError(
+            f"The normalisation statistics hold no differences over {stride} frames "
+            "(time_stride); compute them with ensure_difference_statistics (the data "
+            "module does this on first use)."
+        )
+    out["delta_mean"], out["delta_std"] = moments["mean"], moments["std"]
+    return out
+
+
+def ensure_difference_statistics(
+    root: str | Path,
+    stats: dict[str, Any],
+    stride: int,
+    source: Callable[[], Any],
+    *,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``stats`` with the differences over ``stride`` frames, computed once and cached.
+
+    When ``stats`` lacks them, one pass over ``source()`` (the training split's
+    frames: a :class:`TrajectoryFile` or an external reader; closed after the pass)
+    computes them, and ``<root>/stats.json`` is rewritten (atomically) with them
+    added.
+    """
+    if stride == 1 or str(stride) in stats.get("differences", {}):
+        return stats
+    reader = source()
+    try:
+        _, deltas = stream_statistics(
+            reader,
+            strides=(stride,),
+            nonfinite=lambda i, f: (
+                f"{reader.path}: trajectory {i} holds NaN/Inf values near frame {f}."
+            ),
+            progress=progress,
+        )
+    finally:
+        reader.close()
+    stats = dict(stats)
+    stats["differences"] = {**stats.get("differences", {}), **_differences(deltas)}
+    save_statistics(root, stats)
+    return stats
 
 
 def save_statistics(root: str | Path, stats: dict[str, Any]) -> Path:

@@ -123,29 +123,28 @@ def plot_fields(report: RolloutReport, sample: int, steps: list[int]) -> Any:
 
 
 def plot_error_vs_step(report: RolloutReport) -> Any:
-    """Relative L2 and correlation against time (finite-trajectory means)."""
-    finite = report.finite.numpy()
-    per_sample = report._per_sample
+    """Relative L2 and correlation against time, means over every trajectory.
+
+    Diverged trajectories count by the report's rule (see :class:`RolloutReport`);
+    when any diverged, the finite-only mean error is drawn too (dotted).
+    """
+    per_step = report.per_step()
     fig = _figure(10.0, 3.6)
     ax_err, ax_corr = fig.subplots(1, 2)
     times = report.times
-    rel = _finite_mean(per_sample["relative_l2"], finite)
+    rel = per_step["relative_l2"].values
     ax_err.plot(times, rel, label="model")
-    corr = _finite_mean(per_sample["correlation"], finite)
-    ax_corr.plot(times, corr, label="model")
-    if "baseline_relative_l2" in per_sample:
+    ax_corr.plot(times, per_step["correlation"].values, label="model")
+    diverged = report.num_diverged
+    if diverged:
         ax_err.plot(
-            times,
-            _finite_mean(per_sample["baseline_relative_l2"], finite),
-            "--",
-            label="persistence",
+            times, per_step["relative_l2_finite"].values, ":", label="model, finite"
         )
-        ax_corr.plot(
-            times,
-            _finite_mean(per_sample["baseline_correlation"], finite),
-            "--",
-            label="persistence",
-        )
+    if "baseline_relative_l2" in per_step:
+        for ax, name in [(ax_err, "relative_l2"), (ax_corr, "correlation")]:
+            ax.plot(
+                times, per_step[f"baseline_{name}"].values, "--", label="persistence"
+            )
     ax_corr.axhline(
         report.correlation_threshold,
         color="grey",
@@ -158,9 +157,10 @@ def plot_error_vs_step(report: RolloutReport) -> Any:
     ax_corr.set(xlabel="time", ylabel="correlation")
     ax_err.legend()
     ax_corr.legend()
-    excluded = int((~finite).sum())
-    note = f" ({excluded} non-finite trajectories excluded)" if excluded else ""
-    fig.suptitle(f"Mean over {int(finite.sum())} trajectories{note}")
+    note = (
+        f" ({diverged} diverged, counted as persistence or worse)" if diverged else ""
+    )
+    fig.suptitle(f"Mean over {report.pred.shape[0]} trajectories{note}")
     return fig
 
 

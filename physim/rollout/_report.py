@@ -2,9 +2,12 @@
 
 One :class:`RolloutReport` serves every stepper (surrogate, solver, hybrid): it takes
 the predicted and true trajectories and writes everything an evaluation needs.
-Trajectories that went non-finite are excluded from every mean and counted separately
-(with the earliest step one appeared), so a single blow-up never turns the summary into
-NaN.
+Trajectories that diverge (go non-finite) are *counted*, never dropped: the headline
+metrics average every trajectory, a diverged one contributing from its divergence step
+the persistence forecast's error or 1, whichever is larger
+(:func:`physim.rollout.metrics.counted_relative_l2`), so a blow-up neither turns the
+summary into NaN nor makes a model look better by leaving the average. Finite-only
+means are reported beside them, with a ``_finite`` suffix.
 """
 
 from __future__ import annotations
@@ -34,18 +37,30 @@ _RESERVED_DIMS = ("sample", "time", "channel", "wavenumber")
 #: Summary keys in table order, with a one-line meaning for the table.
 _SUMMARY_DESCRIPTIONS = {
     "num_trajectories": "trajectories evaluated",
-    "num_nonfinite": "trajectories that went NaN/Inf (excluded from the means)",
-    "first_nonfinite_step": "earliest step at which one went non-finite (-1: none)",
-    "rel_l2_mean": "relative L2 error, mean over steps and finite trajectories",
+    "num_nonfinite": "trajectories that diverged (NaN/Inf; counted in the means)",
+    "first_nonfinite_step": "earliest step at which one diverged (-1: none)",
+    "rel_l2_mean": "relative L2 error, mean over steps and all trajectories",
     "rel_l2_first_half": "relative L2 error, mean over the first half of the steps",
     "rel_l2_final": "relative L2 error at the final step",
-    "mse_mean": "mean squared error, mean over steps and finite trajectories",
     "correlation_time_batch": "high-correlation time of the batch-mean correlation",
     "correlation_time_mean": "per-trajectory correlation time, mean",
-    "correlation_threshold": "correlation threshold of the two times above",
+    "correlation_threshold": "correlation threshold of the times",
     "baseline_rel_l2_mean": "persistence baseline: relative L2 error, mean",
     "baseline_ratio": "baseline / model relative L2 (> 1: model beats persistence)",
+    "rel_l2_mean_finite": "relative L2 error, mean over finite trajectories only",
+    "mse_mean_finite": "mean squared error, mean over finite trajectories only",
+    "correlation_time_batch_finite": "high-correlation time, finite trajectories only",
+    "baseline_ratio_finite": "baseline / model relative L2, finite trajectories only",
 }
+
+#: The rule for diverged trajectories, stated where the numbers are read.
+DIVERGED_RULE = (
+    "a diverged trajectory counts, from its divergence step, the persistence error "
+    "or 1 (whichever is larger) and correlation min(persistence, 0)"
+)
+
+#: Per-sample arrays that are NaN after divergence, so averaged over finite samples.
+_FINITE_ONLY = ("mse", "relative_l2_finite")
 
 #: Samples per chunk when computing metrics, bounded to ~2**24 values per tensor.
 _CHUNK_VALUES = 2**24
@@ -97,6 +112,10 @@ def _netcdf_attr(value: Any) -> Any:
         return json.dumps(value)
     except TypeError:
         return str(value)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else math.nan
 
 
 def _json_value(value: float) -> float | None:
@@ -201,8 +220,10 @@ class RolloutReport:
         self.attrs = dict(attrs or {})
         self.output_interval = self._output_interval(output_interval)
         self.first_nonfinite = self._merge_nonfinite(first_nonfinite)
-        self.finite = self.first_nonfinite < 0
         self._per_sample = self._compute_per_sample()
+        self.finite = torch.from_numpy(
+            ~np.isnan(self._per_sample["relative_l2_finite"]).any(axis=1)
+        )
         self._spectra: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ set-up
@@ -227,21 +248,11 @@ class RolloutReport:
         return float(spacing.mean())
 
     def _merge_nonfinite(self, given: Tensor | None) -> Tensor:
-        found = M.first_nonfinite_step(self.pred)
-        if given is None:
-            return found
-        given = _to_cpu(given, "first_nonfinite").long().reshape(-1)
-        if given.shape != found.shape:
-            raise ValueError(
-                f"RolloutReport: first_nonfinite must have one entry per trajectory "
-                f"({found.shape[0]}), got shape {tuple(given.shape)}."
-            )
-        # The earliest step either source knows about; -1 only where both say finite.
-        big = torch.iinfo(torch.long).max
-        merged = torch.minimum(
-            given.where(given >= 0, big), found.where(found >= 0, big)
-        )
-        return merged.where(merged < big, -1)
+        given = None if given is None else _to_cpu(given, "first_nonfinite")
+        try:
+            return M.earliest_nonfinite(M.first_nonfinite_step(self.pred), given)
+        except ValueError as error:
+            raise ValueError(f"RolloutReport: {error}") from None
 
     def _chunks(self) -> list[slice]:
         per_sample = max(1, math.prod(self.pred.shape[1:]))
@@ -250,23 +261,40 @@ class RolloutReport:
         return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
     def _compute_per_sample(self) -> dict[str, np.ndarray]:
-        """``[N, T]`` float64 metrics, in sample chunks so memory stays bounded."""
-        names = ["mse", "relative_l2", "correlation"]
+        """``[N, T]`` float64 metrics, in sample chunks so memory stays bounded.
+
+        ``relative_l2`` and ``correlation`` count diverged steps by the report's rule
+        (:func:`physim.rollout.metrics.counted_relative_l2`); ``relative_l2_finite``
+        and ``mse`` are the plain values, NaN from the step a trajectory diverged on.
+        """
+        names = ["mse", "relative_l2_finite", "relative_l2", "correlation"]
         if self.baseline is not None:
             names += ["baseline_relative_l2", "baseline_correlation"]
         out: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for part in self._chunks():
             pred = self.pred[part].double()
             target = self.target[part].double()
-            out["mse"].append(M.mse(pred, target).numpy())
-            out["relative_l2"].append(M.relative_l2(pred, target).numpy())
-            out["correlation"].append(M.pearson_correlation(pred, target).numpy())
+            first = self.first_nonfinite[part]
+            raw = M.relative_l2(pred, target)
+            base_rel = base_corr = None
             if self.baseline is not None:
                 base = self.baseline[part].double()
-                out["baseline_relative_l2"].append(M.relative_l2(base, target).numpy())
-                out["baseline_correlation"].append(
-                    M.pearson_correlation(base, target).numpy()
-                )
+                base_rel = M.relative_l2(base, target)
+                base_corr = M.pearson_correlation(base, target)
+                out["baseline_relative_l2"].append(base_rel.numpy())
+                out["baseline_correlation"].append(base_corr.numpy())
+            diverged = M.diverged_steps(first, raw)
+            nan = torch.tensor(math.nan, dtype=raw.dtype)
+            out["mse"].append(torch.where(diverged, nan, M.mse(pred, target)).numpy())
+            out["relative_l2_finite"].append(torch.where(diverged, nan, raw).numpy())
+            out["relative_l2"].append(
+                M.counted_relative_l2(raw, first, base_rel).numpy()
+            )
+            out["correlation"].append(
+                M.counted_correlation(
+                    M.pearson_correlation(pred, target), first, base_corr
+                ).numpy()
+            )
         return {name: np.concatenate(parts) for name, parts in out.items()}
 
     def spectra(self) -> dict[str, np.ndarray]:
@@ -295,76 +323,95 @@ class RolloutReport:
     def num_steps(self) -> int:
         return self.pred.shape[1]
 
+    @property
+    def num_diverged(self) -> int:
+        """Trajectories that diverged (counted in the headline metrics)."""
+        return int((~self.finite).sum())
+
     def _finite_rows(self, name: str) -> np.ndarray:
         return self._per_sample[name][self.finite.numpy()]
 
-    def metrics(self) -> dict[str, float]:
-        """Summary metrics over the finite trajectories (see the table for meanings).
+    def _correlation_times(self, corr: np.ndarray) -> tuple[float, float]:
+        """(batch-mean, mean per-trajectory) correlation times; NaN for no rows."""
+        if not corr.shape[0]:
+            return math.nan, math.nan
+        corr_t = torch.from_numpy(corr)
+        thr, dt = self.correlation_threshold, self.output_interval
+        return (
+            float(M.batch_correlation_time(corr_t, thr, dt)),
+            float(M.correlation_time(corr_t, thr, dt).mean()),
+        )
 
-        Keys: ``num_trajectories``, ``num_nonfinite``, ``first_nonfinite_step``,
-        ``rel_l2_mean``, ``rel_l2_first_half``, ``rel_l2_final``, ``mse_mean``,
-        ``correlation_time_batch``, ``correlation_time_mean``,
-        ``correlation_threshold`` and, with a baseline, ``baseline_rel_l2_mean`` and
-        ``baseline_ratio``. Means are NaN only when *every* trajectory is non-finite
-        (``num_nonfinite == num_trajectories`` then says why).
+    def metrics(self) -> dict[str, float]:
+        """Summary metrics (see the table for meanings).
+
+        Headline keys average *every* trajectory, diverged ones counted by the rule
+        of :func:`physim.rollout.metrics.counted_relative_l2` (from the step it
+        diverged on, the persistence error or 1, whichever is larger; correlation
+        ``min(persistence, 0)``; without a baseline, 1 and 0): ``rel_l2_mean``,
+        ``rel_l2_first_half``, ``rel_l2_final``, ``correlation_time_batch``,
+        ``correlation_time_mean`` and, with a baseline, ``baseline_rel_l2_mean`` and
+        ``baseline_ratio``. Keys ending in ``_finite`` are the same over the
+        trajectories that never diverged (NaN when none did). Also
+        ``num_trajectories``, ``num_nonfinite``, ``first_nonfinite_step`` and
+        ``correlation_threshold``.
         """
-        rel = self._finite_rows("relative_l2")
-        corr = self._finite_rows("correlation")
-        bad = self.first_nonfinite[~self.finite]
+        rel = self._per_sample["relative_l2"]
+        bad = self.first_nonfinite[self.first_nonfinite >= 0]
         half = max(1, self.num_steps // 2)
 
         def mean(values: np.ndarray) -> float:
             return float(values.mean()) if values.size else math.nan
 
+        batch_time, mean_time = self._correlation_times(self._per_sample["correlation"])
+        rel_finite = mean(self._finite_rows("relative_l2_finite"))
         summary = {
             "num_trajectories": float(self.pred.shape[0]),
-            "num_nonfinite": float(bad.numel()),
+            "num_nonfinite": float(self.num_diverged),
             "first_nonfinite_step": float(bad.min()) if bad.numel() else -1.0,
             "rel_l2_mean": mean(rel),
             "rel_l2_first_half": mean(rel[:, :half]),
             "rel_l2_final": mean(rel[:, -1]),
-            "mse_mean": mean(self._finite_rows("mse")),
-            "correlation_time_batch": math.nan,
-            "correlation_time_mean": math.nan,
+            "correlation_time_batch": batch_time,
+            "correlation_time_mean": mean_time,
             "correlation_threshold": self.correlation_threshold,
         }
-        if corr.shape[0]:
-            corr_t = torch.from_numpy(corr)
-            thr, dt = self.correlation_threshold, self.output_interval
-            summary["correlation_time_batch"] = float(
-                M.batch_correlation_time(corr_t, thr, dt)
-            )
-            summary["correlation_time_mean"] = float(
-                M.correlation_time(corr_t, thr, dt).mean()
-            )
         if self.baseline is not None:
-            # Over the same (finite) trajectories as the model, for a fair ratio.
-            base = mean(self._finite_rows("baseline_relative_l2"))
+            base = mean(self._per_sample["baseline_relative_l2"])
             summary["baseline_rel_l2_mean"] = base
-            model = summary["rel_l2_mean"]
-            summary["baseline_ratio"] = base / model if model > 0 else math.nan
+            summary["baseline_ratio"] = _ratio(base, summary["rel_l2_mean"])
+        summary["rel_l2_mean_finite"] = rel_finite
+        summary["mse_mean_finite"] = mean(self._finite_rows("mse"))
+        summary["correlation_time_batch_finite"] = self._correlation_times(
+            self._finite_rows("correlation")
+        )[0]
+        if self.baseline is not None:
+            summary["baseline_ratio_finite"] = _ratio(
+                mean(self._finite_rows("baseline_relative_l2")), rel_finite
+            )
         return summary
 
     def per_step(self) -> xr.Dataset:
-        """Per-step metrics: batch means over finite trajectories and per-sample values.
+        """Per-step metrics: batch means and per-sample values.
 
         Dims ``time`` (coordinate: the physical times, plus ``step``, the step index)
-        and ``sample``. Variables ``mse``, ``relative_l2``, ``correlation`` (and the
-        ``baseline_*`` ones) with dims ``(time,)``; ``<name>_sample`` with dims
-        ``(sample, time)``; ``first_nonfinite`` and ``finite`` with dims ``(sample,)``.
+        and ``sample``. Variables with dims ``(time,)``: ``relative_l2`` and
+        ``correlation`` (means over every trajectory, diverged ones counted), the
+        ``baseline_*`` ones (every trajectory), ``relative_l2_finite`` and ``mse``
+        (means over the finite trajectories only); ``<name>_sample`` with dims
+        ``(sample, time)`` (the finite-only ones NaN after divergence);
+        ``first_nonfinite`` and ``finite`` with dims ``(sample,)``.
         """
         finite = self.finite.numpy()
         data: dict[str, Any] = {}
         for name, values in self._per_sample.items():
-            rows = values[finite]
+            finite_only = name in _FINITE_ONLY
+            rows = values[finite] if finite_only else values
             mean = (
                 rows.mean(axis=0) if rows.shape[0] else np.full(self.num_steps, np.nan)
             )
-            data[name] = (
-                ("time",),
-                mean,
-                {"long_name": f"{name}, mean over finite samples"},
-            )
+            over = "finite samples" if finite_only else "all samples"
+            data[name] = (("time",), mean, {"long_name": f"{name}, mean over {over}"})
             data[f"{name}_sample"] = (("sample", "time"), values)
         data["first_nonfinite"] = (("sample",), self.first_nonfinite.numpy())
         data["finite"] = (("sample",), finite)
@@ -376,7 +423,10 @@ class RolloutReport:
         return xr.Dataset(
             data,
             coords=coords,
-            attrs={"correlation_threshold": self.correlation_threshold},
+            attrs={
+                "correlation_threshold": self.correlation_threshold,
+                "diverged_rule": DIVERGED_RULE,
+            },
         )
 
     def to_dataset(self) -> xr.Dataset:
@@ -466,8 +516,21 @@ class RolloutReport:
         return table
 
     def print_table(self, console: Console | None = None) -> None:
-        """Print :meth:`table` to ``console`` (default: a new rich console)."""
-        (console or Console()).print(self.table())
+        """Print :meth:`table` to ``console`` (default: a new rich console), with a
+        warning line when any trajectory diverged."""
+        console = console or Console()
+        console.print(self.table())
+        if self.num_diverged:
+            console.print(f"[bold red]WARNING[/]: {self.diverged_warning()}")
+
+    def diverged_warning(self) -> str:
+        """One line saying how many trajectories diverged and how they count."""
+        first = int(self.first_nonfinite[self.first_nonfinite >= 0].min())
+        return (
+            f"{self.num_diverged} of {self.pred.shape[0]} trajectories diverged "
+            f"(first at step {first}); the headline metrics count them "
+            f"({DIVERGED_RULE}), the *_finite ones leave them out."
+        )
 
     def write(
         self, out_dir: str | Path, *, sample: int = 0, n_times: int = 4

@@ -2,15 +2,21 @@
 
 Every error metric reduces over channels and space only, so it returns ``[B, T]`` (one
 value per trajectory and step); averaging over trajectories and steps is left to the
-caller (a torchmetrics wrapper in a task, or :class:`physim.rollout.RolloutReport`),
-which must first drop non-finite trajectories (:func:`finite_mask`,
-:func:`first_nonfinite_step`) rather than let one NaN turn every mean into NaN.
+caller (a task's :class:`physim.tasks.RolloutMetrics`, or
+:class:`physim.rollout.RolloutReport`). A trajectory that diverges must neither turn
+every mean into NaN nor silently drop out of it (survivorship bias: a model whose
+rollouts blow up would look better than one whose rollouts merely drift):
+:func:`score_rollout` counts it, from the step it diverged, with the error of the
+persistence forecast or 1, whichever is larger (:func:`counted_relative_l2`).
 
 Low-precision inputs (float16, bfloat16) are reduced in float32; float32 and float64
 stay as they are. Nothing here changes the device.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -19,9 +25,15 @@ from torch import Tensor
 from physim.solvers import staggered_vorticity
 
 __all__ = [
+    "DIVERGED_ERROR_FLOOR",
+    "RolloutScores",
     "batch_correlation_time",
     "correlation_time",
     "cosine_correlation",
+    "counted_correlation",
+    "counted_relative_l2",
+    "diverged_steps",
+    "earliest_nonfinite",
     "error_spectrum",
     "finite_mask",
     "first_nonfinite_step",
@@ -31,6 +43,7 @@ __all__ = [
     "persistence_baseline",
     "power_spectrum",
     "relative_l2",
+    "score_rollout",
     "vorticity_correlation",
 ]
 
@@ -371,3 +384,139 @@ def first_nonfinite_step(pred: Float[Tensor, "B T C *S"]) -> Int[Tensor, " B"]:
         bad.long().argmax(dim=1) if bad.shape[1] else bad.new_zeros(bad.shape[0]).long()
     )
     return torch.where(bad.any(dim=1), first, torch.full_like(first, -1))
+
+
+def earliest_nonfinite(
+    found: Int[Tensor, " B"], given: Int[Tensor, " B"] | None
+) -> Int[Tensor, " B"]:
+    """The earlier of two first-non-finite-step records per trajectory (-1: none).
+
+    -1 only where both say finite; ``given`` may be ``None`` (then ``found``).
+    """
+    if given is None:
+        return found
+    given = given.to(found.device, torch.long).reshape(-1)
+    if given.shape != found.shape:
+        raise ValueError(
+            f"first_nonfinite must have one entry per trajectory ({found.shape[0]}), "
+            f"got shape {tuple(given.shape)}."
+        )
+    big = torch.iinfo(torch.long).max
+    merged = torch.minimum(given.where(given >= 0, big), found.where(found >= 0, big))
+    return merged.where(merged < big, -1)
+
+
+# --------------------------------------------------------------------------- diverged
+#: The smallest relative L2 error a diverged step counts as: a forecast that has lost
+#: the state entirely is at least as wrong as predicting zero.
+DIVERGED_ERROR_FLOOR = 1.0
+
+
+def diverged_steps(
+    first_nonfinite: Int[Tensor, " B"], values: Float[Tensor, "B T"]
+) -> Bool[Tensor, "B T"]:
+    """``True`` from the step each trajectory diverged on, ``False`` before it.
+
+    A trajectory diverges at its first non-finite frame (``first_nonfinite``, -1 for
+    none) or at the first step whose metric ``values`` is itself non-finite (a finite
+    but overflowing prediction), whichever comes first; it stays diverged after.
+    """
+    if values.ndim != 2 or first_nonfinite.shape != values.shape[:1]:
+        raise ValueError(
+            "diverged_steps: expected first_nonfinite [B] and values [B, T], got "
+            f"shapes {tuple(first_nonfinite.shape)} and {tuple(values.shape)}."
+        )
+    steps = torch.arange(values.shape[1], device=values.device)
+    first = first_nonfinite.to(values.device)[:, None]
+    from_nonfinite = (first >= 0) & (steps[None, :] >= first)
+    from_metric = (~torch.isfinite(values)).long().cummax(dim=1).values.bool()
+    return from_nonfinite | from_metric
+
+
+def counted_relative_l2(
+    rel_l2: Float[Tensor, "B T"],
+    first_nonfinite: Int[Tensor, " B"],
+    baseline: Float[Tensor, "B T"] | None = None,
+) -> Float[Tensor, "B T"]:
+    """Relative L2 per step with diverged trajectories counted, never dropped.
+
+    The rule: from the step a trajectory diverged on (:func:`diverged_steps`), it
+    contributes the persistence baseline's error at that step or
+    :data:`DIVERGED_ERROR_FLOOR` (1), whichever is larger; before it, its own error.
+    So a model that blows up can never score better than persistence on those steps,
+    and a mean over every trajectory stays finite.
+
+    Args:
+        rel_l2: the model's :func:`relative_l2` ``[B, T]``.
+        first_nonfinite: first non-finite step per trajectory (-1: none).
+        baseline: the persistence forecast's relative L2 ``[B, T]`` (``None``: 1).
+    """
+    diverged = diverged_steps(first_nonfinite, rel_l2)
+    floor = torch.full_like(rel_l2, DIVERGED_ERROR_FLOOR)
+    penalty = floor if baseline is None else torch.maximum(baseline.to(floor), floor)
+    return torch.where(diverged, penalty, rel_l2)
+
+
+def counted_correlation(
+    corr: Float[Tensor, "B T"],
+    first_nonfinite: Int[Tensor, " B"],
+    baseline: Float[Tensor, "B T"] | None = None,
+) -> Float[Tensor, "B T"]:
+    """Correlation per step with diverged trajectories counted (the mirror rule).
+
+    From the step a trajectory diverged on it contributes the persistence baseline's
+    correlation or 0, whichever is smaller: a diverged forecast counts as
+    decorrelated, so it ends its correlation time and pulls the batch mean down.
+    """
+    diverged = diverged_steps(first_nonfinite, corr)
+    zero = torch.zeros_like(corr)
+    penalty = zero if baseline is None else torch.minimum(baseline.to(zero), zero)
+    return torch.where(diverged, penalty, corr)
+
+
+class RolloutScores(NamedTuple):
+    """Per-step scores of a batch of rollouts, diverged trajectories counted.
+
+    Attributes:
+        relative_l2: :func:`counted_relative_l2` ``[B, T]``.
+        correlation: :func:`counted_correlation` ``[B, T]``.
+        finite: ``[B]``, whether the trajectory never diverged (for the finite-only
+            metrics, which are reported beside the counted ones, never instead).
+    """
+
+    relative_l2: Float[Tensor, "B T"]
+    correlation: Float[Tensor, "B T"]
+    finite: Bool[Tensor, " B"]
+
+
+def score_rollout(
+    pred: Float[Tensor, "B T C *S"],
+    target: Float[Tensor, "B T C *S"],
+    last_input: Float[Tensor, "B C *S"],
+    first_nonfinite: Int[Tensor, " B"] | None = None,
+    correlation: Callable[[Tensor, Tensor], Tensor] | None = None,
+) -> RolloutScores:
+    """Score rollouts against the truth, counting diverged trajectories.
+
+    The persistence forecast (``last_input`` repeated) supplies the penalty of a
+    diverged step (:func:`counted_relative_l2`, :func:`counted_correlation`).
+
+    Args:
+        pred: predictions ``[B, T, C, *space]``.
+        target: truth, same shape.
+        last_input: the last frame the model saw ``[B, C, *space]``.
+        first_nonfinite: from :func:`physim.rollout.rollout` (``None``: found here).
+        correlation: per-step correlation ``(pred, target) -> [B, T]``
+            (default :func:`pearson_correlation`; :func:`vorticity_correlation` for
+            staggered velocities).
+    """
+    correlation = correlation or pearson_correlation
+    found = earliest_nonfinite(first_nonfinite_step(pred), first_nonfinite)
+    baseline = persistence_baseline(last_input, pred.shape[1])
+    raw = relative_l2(pred, target)
+    rel_l2 = counted_relative_l2(raw, found, relative_l2(baseline, target))
+    corr = counted_correlation(
+        correlation(pred, target), found, correlation(baseline, target)
+    )
+    finite = ~diverged_steps(found, raw).any(dim=1)
+    return RolloutScores(rel_l2, corr, finite)

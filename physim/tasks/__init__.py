@@ -18,8 +18,9 @@ from ._insr_problems import (
 )
 from ._losses import MSELoss, RelativeL2Loss, check_finite_loss
 from ._refiner import PDERefiner, refinement_schedule
-from ._surrogate import AutoregressiveSurrogate, metric_key
-from ._tsm import TemporalStencilModel
+from ._rollout_metrics import MeanCurve, RolloutMetrics, log_metrics, metric_key
+from ._surrogate import AutoregressiveSurrogate
+from ._tsm import SkippedUpdatesError, TemporalStencilModel
 
 __all__ = [
     "INSR",
@@ -35,6 +36,10 @@ __all__ = [
     "taylor_green_velocity",
     "velocity_from_vorticity",
     "AutoregressiveSurrogate",
+    "MeanCurve",
+    "RolloutMetrics",
+    "SkippedUpdatesError",
+    "log_metrics",
     "MSELoss",
     "PDERefiner",
     "RelativeL2Loss",

@@ -12,9 +12,11 @@ samples, whose spread estimates the rollout's uncertainty.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from jaxtyping import Float, Int
@@ -31,16 +33,12 @@ from physim.rollout import (
     sample_spread,
 )
 
-from ._surrogate import AutoregressiveSurrogate, metric_key
+from ._surrogate import AutoregressiveSurrogate
 
 __all__ = ["PDERefiner", "refinement_schedule"]
 
-#: Test metrics of the sample rollouts (``uncertainty_samples >= 2``).
-UNCERTAINTY_METRICS = (
-    "uncertainty_spread",
-    "estimated_corr_time",
-    "corr_time_estimate_r",
-)
+#: Part of each evaluation batch's noise seed, per stage.
+STAGE_SEEDS = {"val": 1, "test": 2}
 
 #: The level ``k`` reaches the backbone as ``k * LEVEL_SCALE / K`` (the reference's
 #: diffusion "time" range), within the resolved range of the sinusoidal features.
@@ -191,6 +189,11 @@ class PDERefiner(AutoregressiveSurrogate):
             difference_weight`` in physical units (the paper's scaled difference, 0.3
             on KS) instead of the change scaled by the data's one-step difference std
             (``None``, physim's default).
+        evaluation_seed: seeds the noise of validation and test (levels, noise,
+            sampling) per batch from ``(evaluation_seed, stage, loader, batch index,
+            rank)`` with a dedicated generator, so a batch's metrics do not depend on
+            which batches ran before it (e.g. ``limit_val_batches``) and evaluation
+            never draws from the global generator that training uses.
         **kwargs: the `AutoregressiveSurrogate` arguments (``num_channels``,
             ``time_history``, ``residual``, ``conditioning``, ...).
 
@@ -218,6 +221,7 @@ class PDERefiner(AutoregressiveSurrogate):
         ema_decay: float | None = 0.995,
         uncertainty_samples: int = 0,
         difference_weight: float | None = None,
+        evaluation_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         _check_args(
@@ -229,6 +233,7 @@ class PDERefiner(AutoregressiveSurrogate):
             kwargs.get("residual", True),
         )
         super().__init__(net, optimizer, scheduler, loss, **kwargs)
+        self._evaluation_generator: torch.Generator | None = None
         if difference_weight is not None:
             self.delta_std.fill_(difference_weight)
         self._posterior: list[tuple[float, ...]] = []
@@ -319,6 +324,7 @@ class PDERefiner(AutoregressiveSurrogate):
             one-step prediction at level ``K``; nearly the truth, which it saw with
             little noise, below).
         """
+        generator = generator or self._evaluation_generator
         x = self.encode_history(history)
         target = self.encode_target(future, history)
         y = target.flatten(1, 2)
@@ -401,6 +407,7 @@ class PDERefiner(AutoregressiveSurrogate):
         """
         if not self.hparams.num_refinement_steps:
             return super().predict_next(history, params)
+        generator = generator or self._evaluation_generator
         return self.decode(self.sample_normalized(history, params, generator), history)
 
     # ------------------------------------------------------------------ uncertainty
@@ -431,6 +438,34 @@ class PDERefiner(AutoregressiveSurrogate):
             trajectory.shape[1] - t_in,
             num_samples,
         )
+
+    @contextmanager
+    def evaluation_noise(
+        self, stage: str, batch_idx: int, dataloader_idx: int = 0
+    ) -> Iterator[torch.Generator]:
+        """Within the block, noise comes from a generator seeded for this batch."""
+        entropy = [
+            self.hparams.evaluation_seed,
+            STAGE_SEEDS[stage],
+            dataloader_idx,
+            batch_idx,
+            self.global_rank,
+        ]
+        seed = int(np.random.SeedSequence(entropy).generate_state(1)[0])
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        self._evaluation_generator = generator
+        try:
+            yield generator
+        finally:
+            self._evaluation_generator = None
+
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        with self.evaluation_noise("val", batch_idx, dataloader_idx):
+            super().validation_step(batch, batch_idx, dataloader_idx)
+
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        with self.evaluation_noise("test", batch_idx, dataloader_idx):
+            super().test_step(batch, batch_idx, dataloader_idx)
 
     def _evaluate(
         self, batch: dict[str, Tensor], stage: str, dataloader_idx: int
@@ -471,16 +506,6 @@ class PDERefiner(AutoregressiveSurrogate):
         self.metrics["test_corr_time_estimate_r"].update(
             estimated.float(), true.float()
         )
-
-    def _log_epoch(self, stage: str) -> None:
-        super()._log_epoch(stage)
-        if stage != "test":
-            return
-        for name in UNCERTAINTY_METRICS:
-            metric = self.metrics[f"{stage}_{name}"]
-            if metric.update_count:
-                self.log(metric_key(stage, name), metric.compute())
-            metric.reset()
 
 
 class FitOnlyEMA(EMAWeightAveraging):

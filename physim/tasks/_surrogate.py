@@ -8,22 +8,17 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
-from torchmetrics import MeanMetric, SumMetric
+from torchmetrics import MeanMetric
 
 from physim.rollout import metrics, rollout
 from physim.solvers import spectral_resample
 
 from ._losses import check_finite_loss
 from ._optim import configure_optimization
+from ._rollout_metrics import RolloutMetrics, log_metrics, metric_key
 
 STAGES = ("train", "val", "test")
-ROLLOUT_METRICS = ("rollout_rel_l2", "rollout_corr_time", "rollout_nonfinite")
 ONE_STEP_METRICS = ("loss", "rel_l2")
-
-
-def metric_key(stage: str, name: str) -> str:
-    """The one place log names are made: ``"val/rollout_rel_l2"``."""
-    return f"{stage}/{name}"
 
 
 class AutoregressiveSurrogate(pl.LightningModule):
@@ -41,8 +36,12 @@ class AutoregressiveSurrogate(pl.LightningModule):
     ``pushforward=False`` backpropagates through the whole unroll.
 
     Validation/test loader 0 is one-step (loss, relative L2); loader 1 is a rollout from
-    the first ``T_in`` frames of each trajectory over the rest (relative L2 averaged
-    over steps, correlation time, count of non-finite rollouts).
+    the first ``T_in`` frames of each trajectory over the rest, scored by
+    :class:`physim.tasks.RolloutMetrics`: relative L2 averaged over steps and *every*
+    trajectory (a diverged one counts, from its divergence step, the persistence
+    error or 1, whichever is larger; ``val/rollout_rel_l2`` picks the best
+    checkpoint), correlation time, the count of diverged rollouts, and the
+    finite-only means (``*_finite``).
 
     Args:
         net: backbone ``(B, T_in*C, *S) -> (B, T_out*C, *S)``.
@@ -116,14 +115,19 @@ class AutoregressiveSurrogate(pl.LightningModule):
         self.register_buffer("cond_std", torch.ones(len(conditioning)))
         # Columns of the data's per-trajectory parameters, set from the data module.
         self.cond_columns: list[int] | None = None
-        # Means over samples, except the count of non-finite rollouts (a sum).
+        # One-step means over samples, per stage (NaN stays NaN: never dropped);
+        # rollout metrics per stage.
         self.metrics = nn.ModuleDict(
             {
-                f"{stage}_{name}": SumMetric()
-                if name == "rollout_nonfinite"
-                else MeanMetric()
+                f"{stage}_{name}": MeanMetric(nan_strategy="disable")
                 for stage in ("val", "test")
-                for name in ONE_STEP_METRICS + ROLLOUT_METRICS
+                for name in ONE_STEP_METRICS
+            }
+        )
+        self.rollout_metrics = nn.ModuleDict(
+            {
+                stage: RolloutMetrics(correlation_threshold, output_interval)
+                for stage in ("val", "test")
             }
         )
         self.run_config: dict[str, Any] | None = None
@@ -347,35 +351,40 @@ class AutoregressiveSurrogate(pl.LightningModule):
         else:
             trajectory = batch["trajectory"]
             pred, first_nonfinite = self.rollout(trajectory, batch.get("params"))
-            target = trajectory[:, self.hparams.time_history :]
-            finite = first_nonfinite < 0
-            rel_l2 = metrics.relative_l2(pred[finite], target[finite]).mean(dim=1)
-            corr = metrics.pearson_correlation(pred[finite], target[finite])
-            corr_time = metrics.correlation_time(
-                corr, self.hparams.correlation_threshold, self.hparams.output_interval
+            t_in = self.hparams.time_history
+            self.rollout_metrics[stage].update(
+                metrics.score_rollout(
+                    pred, trajectory[:, t_in:], trajectory[:, t_in - 1], first_nonfinite
+                )
             )
-            nonfinite = (~finite).float().sum()
-            self.metrics[f"{stage}_rollout_nonfinite"].update(nonfinite)
-            for name, value in [
-                ("rollout_rel_l2", rel_l2),
-                ("rollout_corr_time", corr_time),
-            ]:
-                if value.numel():
-                    self.metrics[f"{stage}_{name}"].update(value)
             return
         for name, value in values.items():
             self.metrics[f"{stage}_{name}"].update(value, weight=size)
 
+    def stage_metrics(self, stage: str) -> dict[str, MeanMetric]:
+        """The one-step (and task-specific) metrics logged for ``stage``, by name."""
+        prefix = f"{stage}_"
+        return {
+            key.removeprefix(prefix): metric
+            for key, metric in self.metrics.items()
+            if key.startswith(prefix)
+        }
+
     def _log_epoch(self, stage: str) -> None:
-        for name in ONE_STEP_METRICS + ROLLOUT_METRICS:
-            metric = self.metrics[f"{stage}_{name}"]
-            if metric.update_count:
-                self.log(
-                    metric_key(stage, name),
-                    metric.compute(),
-                    prog_bar=name == "rollout_rel_l2",
-                )
+        log_metrics(self, stage, self.stage_metrics(stage), self.rollout_metrics[stage])
+
+    def _reset_epoch(self, stage: str) -> None:
+        # Fresh states per epoch: also un-shares them from the parent process after
+        # a CPU ddp_spawn, which pickles tensors into shared memory.
+        for metric in self.stage_metrics(stage).values():
             metric.reset()
+        self.rollout_metrics[stage].reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_epoch("test")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

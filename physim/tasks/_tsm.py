@@ -19,17 +19,19 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
-from torchmetrics import CatMetric, MeanMetric, SumMetric
+from torchmetrics import MeanMetric
 
 from physim.rollout import metrics, rollout
 from physim.solvers import FiniteVolumeNS2D, check_time_step
 
 from ._optim import configure_optimization
-from ._surrogate import metric_key
+from ._rollout_metrics import RolloutMetrics, log_metrics, metric_key
 
-__all__ = ["TemporalStencilModel"]
+__all__ = ["SkippedUpdatesError", "TemporalStencilModel"]
 
-ROLLOUT_METRICS = ("rollout_rel_l2", "rollout_nonfinite")
+
+class SkippedUpdatesError(FloatingPointError):
+    """Too many training updates were skipped for non-finite losses or gradients."""
 
 
 @dataclass
@@ -56,15 +58,21 @@ class TemporalStencilModel(pl.LightningModule):
     module's ``time_future``), and the loss the MSE of the unrolled velocities against
     them, backpropagated through the solver. With ``gradient_checkpointing`` each
     bundle of steps is recomputed in the backward pass instead of stored, so memory
-    grows with the bundles' inputs only. Non-finite losses or gradients skip the update
-    (the parameters and optimiser state stay as they were; counted in
-    ``train/skipped_updates``) instead of stopping the run, as in TSM's code.
+    grows with the bundles' inputs only. A non-finite loss or gradient on *any* rank
+    skips the update on every rank (as in TSM's code; the parameters and optimiser
+    state stay as they were; counted in ``train/skipped_updates``). Every rank still
+    runs backward, so under DDP no rank waits for another in the gradient
+    all-reduce, and the skip decision itself is all-reduced. Once more than
+    ``max_skipped_fraction`` of ``max(updates so far, 20)`` were skipped the run
+    stops with :class:`SkippedUpdatesError` (all ranks at once).
 
     Evaluation: loader 0 gives the unrolled loss, loader 1 rollouts from the first
-    ``time_history`` frames of each trajectory through :func:`physim.rollout.rollout`
-    (relative L2, non-finite count, and the vorticity correlation's highly correlated
-    duration ``rollout_hc_duration``: time in the first ``horizon`` units with sample
-    mean correlation above ``correlation_threshold``).
+    ``time_history`` frames of each trajectory through :func:`physim.rollout.rollout`,
+    scored by :class:`physim.tasks.RolloutMetrics` with the vorticity correlation
+    (relative L2 with diverged trajectories counted, non-finite count, and the highly
+    correlated duration ``rollout_hc_duration``: time in the first ``horizon`` units
+    with sample-mean correlation above ``correlation_threshold``; each also
+    ``*_finite`` over the trajectories that stayed finite).
 
     Args:
         net: maps features ``[B, F, N, N]`` to a list of ``bundle`` face
@@ -81,6 +89,8 @@ class TemporalStencilModel(pl.LightningModule):
         correlation_threshold: for the highly correlated duration.
         horizon: time window of the highly correlated duration.
         scheduler_interval: ``"step"`` or ``"epoch"``.
+        max_skipped_fraction: the run fails once more than this fraction of
+            ``max(updates so far, 20)`` was skipped (1 disables the check).
 
     Raises:
         ValueError: unstable ``dt``, or ``time_history > 1`` without an encoder.
@@ -101,9 +111,15 @@ class TemporalStencilModel(pl.LightningModule):
         correlation_threshold: float = 0.8,
         horizon: float = 20.0,
         scheduler_interval: str = "step",
+        max_skipped_fraction: float = 0.1,
     ) -> None:
         super().__init__()
         check_time_step(dt, max_velocity, solver.grid_spacing)
+        if not 0 <= max_skipped_fraction <= 1:
+            raise ValueError(
+                "TemporalStencilModel: max_skipped_fraction must lie in [0, 1], got "
+                f"{max_skipped_fraction!r}."
+            )
         if encoder is None and time_history != 1:
             raise ValueError(
                 f"TemporalStencilModel: time_history={time_history} but without an "
@@ -125,17 +141,13 @@ class TemporalStencilModel(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.skipped_updates = 0
-        self.metrics = nn.ModuleDict(
+        self.attempted_updates = 0
+        self.losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+        self.rollout_metrics = nn.ModuleDict(
             {
-                f"{stage}_{name}": SumMetric()
-                if name == "rollout_nonfinite"
-                else MeanMetric()
+                stage: RolloutMetrics(correlation_threshold, dt, horizon)
                 for stage in ("val", "test")
-                for name in ("loss", *ROLLOUT_METRICS)
             }
-        )
-        self.correlations = nn.ModuleDict(
-            {stage: CatMetric(nan_strategy="disable") for stage in ("val", "test")}
         )
         self.run_config: dict[str, Any] | None = None
 
@@ -223,42 +235,64 @@ class TemporalStencilModel(pl.LightningModule):
         pred = self(batch["history"], future.shape[1])
         return nn.functional.mse_loss(pred, future), pred
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """The unrolled loss, returned even when non-finite.
+
+        Returning ``None`` (Lightning's way to skip a step) would skip backward on
+        this rank only, and under DDP the other ranks would wait for it forever in
+        the gradient all-reduce. A non-finite loss gives non-finite gradients, which
+        :meth:`on_before_optimizer_step` drops on every rank.
+        """
         loss, _ = self.model_step(batch)
-        size = batch["history"].shape[0]
-        if not torch.isfinite(loss):
-            # Returning None skips backward and the optimiser step (Lightning).
-            self._skip()
-            return None
-        self.log(
-            metric_key("train", "loss"),
-            loss,
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=size,
-        )
+        if torch.isfinite(loss):
+            self.log(
+                metric_key("train", "loss"),
+                loss,
+                on_step=True,
+                on_epoch=True,
+                prog_bar=True,
+                batch_size=batch["history"].shape[0],
+            )
         return loss
 
-    def _skip(self) -> None:
-        self.skipped_updates += 1
-        self.log(
-            metric_key("train", "skipped_updates"),
-            float(self.skipped_updates),
-            on_step=True,
-        )
-
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Drop every gradient when one is non-finite: the step then changes nothing.
+        """Drop every gradient when one is non-finite on any rank.
 
         Optimisers skip parameters whose ``grad`` is ``None`` (no moment update, no
-        weight decay), and gradient clipping, which runs after this hook, too.
+        weight decay), and gradient clipping, which runs after this hook, too. The
+        decision is all-reduced, so every rank skips the same updates.
         """
         grads = [p.grad for p in self.parameters() if p.grad is not None]
-        if grads and not all(torch.isfinite(g).all() for g in grads):
-            for p in self.parameters():
-                p.grad = None
-            self._skip()
+        local_bad = bool(grads) and not all(torch.isfinite(g).all() for g in grads)
+        trainer = self._trainer
+        skip = (
+            trainer.strategy.reduce_boolean_decision(local_bad, all=False)
+            if trainer is not None
+            else local_bad
+        )
+        self.attempted_updates += 1
+        if not skip:
+            return
+        for p in self.parameters():
+            p.grad = None
+        self.skipped_updates += 1
+        if trainer is not None:
+            self.log(
+                metric_key("train", "skipped_updates"),
+                float(self.skipped_updates),
+                on_step=True,
+            )
+        allowed = self.hparams.max_skipped_fraction * max(self.attempted_updates, 20)
+        if self.skipped_updates > allowed:
+            raise SkippedUpdatesError(
+                f"TemporalStencilModel: {self.skipped_updates} of "
+                f"{self.attempted_updates} updates were skipped for non-finite losses "
+                f"or gradients (more than max_skipped_fraction="
+                f"{self.hparams.max_skipped_fraction} of max(updates, 20)). The "
+                "unrolled solver is unstable: lower the learning rate or the unroll "
+                "length, check dt against the Courant limit, or raise "
+                "model.max_skipped_fraction."
+            )
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._evaluate(batch, "val", dataloader_idx)
@@ -271,39 +305,36 @@ class TemporalStencilModel(pl.LightningModule):
     ) -> None:
         if dataloader_idx == 0:
             loss, pred = self.model_step(batch)
-            self.metrics[f"{stage}_loss"].update(loss, weight=pred.shape[0])
+            self.losses[stage].update(loss, weight=pred.shape[0])
             return
         trajectory = batch["trajectory"]
         pred, first_nonfinite = self.rollout(trajectory)
-        target = trajectory[:, self.hparams.time_history :]
-        finite = first_nonfinite < 0
-        self.metrics[f"{stage}_rollout_nonfinite"].update((~finite).float().sum())
-        if finite.any():
-            rel_l2 = metrics.relative_l2(pred[finite], target[finite]).mean(dim=1)
-            self.metrics[f"{stage}_rollout_rel_l2"].update(rel_l2)
-            corr = metrics.vorticity_correlation(pred[finite], target[finite])
-            self.correlations[stage].update(corr)
+        t_in = self.hparams.time_history
+        scores = metrics.score_rollout(
+            pred,
+            trajectory[:, t_in:],
+            trajectory[:, t_in - 1],
+            first_nonfinite,
+            correlation=metrics.vorticity_correlation,
+        )
+        self.rollout_metrics[stage].update(scores)
 
     def _log_epoch(self, stage: str) -> None:
-        for name in ("loss", *ROLLOUT_METRICS):
-            metric = self.metrics[f"{stage}_{name}"]
-            if metric.update_count:
-                self.log(
-                    metric_key(stage, name),
-                    metric.compute(),
-                    prog_bar=name == "rollout_rel_l2",
-                )
-            metric.reset()
-        correlations = self.correlations[stage]
-        if correlations.update_count:
-            duration = metrics.highly_correlated_duration(
-                correlations.compute(),
-                self.hparams.dt,
-                self.hparams.correlation_threshold,
-                self.hparams.horizon,
-            )
-            self.log(metric_key(stage, "rollout_hc_duration"), duration)
-        correlations.reset()
+        log_metrics(
+            self, stage, {"loss": self.losses[stage]}, self.rollout_metrics[stage]
+        )
+
+    def _reset_epoch(self, stage: str) -> None:
+        # Fresh states per epoch: also un-shares them from the parent process after
+        # a CPU ddp_spawn, which pickles tensors into shared memory.
+        self.losses[stage].reset()
+        self.rollout_metrics[stage].reset()
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_epoch("test")
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

@@ -14,7 +14,7 @@ import torch
 from physim.data import TrajectoryDataModule
 from physim.models import FNO
 from physim.tasks import AutoregressiveSurrogate
-from tests.helpers.datasets import travelling_waves, write_dataset
+from tests.helpers.datasets import labelled_fields, travelling_waves, write_dataset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,3 +114,59 @@ def test_real_ddp_through_the_cli_matches_one_process(root, tmp_path):
     assert both["val/rollout_rel_l2"] == pytest.approx(
         single["val/rollout_rel_l2"], rel=1e-3
     )
+
+
+class DivergesOnLargeInputs(torch.nn.Module):
+    """A constructed backbone: damped persistence, NaN for inputs above a level."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.scale * x[:, -1:]
+        large = x.flatten(1).mean(dim=1) > 0.5
+        return torch.where(large.view(-1, 1, 1, 1), torch.nan, out)
+
+
+def evaluate(root, tmp_path, **trainer_kwargs) -> dict[str, float]:
+    dm = TrajectoryDataModule(
+        root, num_channels=1, time_history=2, batch_size=4, eval_batch_size=4
+    )
+    task = AutoregressiveSurrogate(
+        DivergesOnLargeInputs(),
+        partial(torch.optim.SGD, lr=0.0),
+        num_channels=1,
+        time_history=2,
+    )
+    dm.setup("test")
+    task.set_statistics(dm.statistics)
+    trainer = pl.Trainer(
+        default_root_dir=tmp_path,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        **trainer_kwargs,
+    )
+    merged = {}
+    for logged in trainer.test(task, datamodule=dm, verbose=False):
+        merged.update(logged)
+    return merged
+
+
+def test_ddp_evaluation_counts_every_trajectory_exactly_once(tmp_path):
+    # 32 trajectories over 3 processes: Lightning's default sampler would pad the
+    # split to 33 by repeating one; every trajectory must count once, diverged ones
+    # included, so three processes give the single-process metrics.
+    fields = labelled_fields(32, 6, size=8)  # trajectory i holds 1000 i + t
+    root = write_dataset(
+        tmp_path / "data", {"train": fields, "valid": fields, "test": fields}
+    )
+    single = evaluate(root, tmp_path / "one", devices=1)
+    spawned = evaluate(root, tmp_path / "three", devices=3, strategy="ddp_spawn")
+    assert 0 < single["test/rollout_nonfinite"] < 32
+    assert spawned["test/rollout_nonfinite"] == single["test/rollout_nonfinite"]
+    assert spawned.keys() == single.keys()
+    for key, value in single.items():
+        assert spawned[key] == pytest.approx(value, rel=1e-6, nan_ok=True), key

@@ -10,8 +10,10 @@ from physim.data import (
     TrajectoryFile,
     _format,
     compute_statistics,
+    ensure_difference_statistics,
     load_statistics,
     save_statistics,
+    statistics_at_stride,
     write_trajectories,
 )
 
@@ -150,3 +152,47 @@ def test_load_rejects_bad_files(tmp_path, content, message):
         (tmp_path / "stats.json").write_text(content)
     with pytest.raises(DatasetError, match=message):
         load_statistics(tmp_path)
+
+
+@pytest.mark.parametrize("chunk_target", [None, 700])
+def test_difference_statistics_at_a_stride_match_numpy(
+    tmp_path, monkeypatch, chunk_target
+):
+    rng = np.random.default_rng(1)
+    fields = np.cumsum(rng.standard_normal((4, 11, 2, 5, 3)), axis=1).astype(np.float32)
+    if chunk_target is not None:  # 2-frame time blocks: strides cross block borders
+        monkeypatch.setattr(_format, "CHUNK_TARGET_BYTES", chunk_target)
+    path = write(tmp_path / "train.h5", fields)
+    stats = compute_statistics(path, strides=[3, 4])
+    x = fields.astype(np.float64)
+    for stride in (3, 4):
+        d = x[:, stride:] - x[:, :-stride]
+        axes = (0, 1, 3, 4)
+        moments = stats["differences"][str(stride)]
+        np.testing.assert_allclose(moments["mean"], d.mean(axes), rtol=1e-12)
+        np.testing.assert_allclose(moments["std"], d.std(axes), rtol=1e-12)
+        at_stride = statistics_at_stride(stats, stride)
+        assert at_stride["delta_std"] == moments["std"]
+    # Stride 1 stays where it was; a missing stride is refused, naming the fix.
+    np.testing.assert_allclose(stats["delta_std"], np.diff(x, axis=1).std(axes))
+    with pytest.raises(DatasetError, match="ensure_difference_statistics"):
+        statistics_at_stride(stats, 2)
+
+
+def test_difference_statistics_are_computed_once_and_cached(tmp_path):
+    fields = np.cumsum(np.ones((2, 9, 1, 4, 4), dtype=np.float32), axis=1)
+    write(tmp_path / "train.h5", fields)
+    save_statistics(tmp_path, compute_statistics(tmp_path / "train.h5"))
+    stats = load_statistics(tmp_path)
+    opened = []
+
+    def reader():
+        opened.append(1)
+        return TrajectoryFile(tmp_path / "train.h5")
+
+    stats = ensure_difference_statistics(tmp_path, stats, 4, reader, progress=False)
+    assert stats["differences"]["4"]["mean"] == [4.0]
+    again = ensure_difference_statistics(
+        tmp_path, load_statistics(tmp_path), 4, reader, progress=False
+    )
+    assert again["differences"] == stats["differences"] and len(opened) == 1

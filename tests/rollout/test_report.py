@@ -71,12 +71,18 @@ def test_metrics_equal_the_metric_functions():
         "rel_l2_mean": rel.mean().item(),
         "rel_l2_first_half": rel[:, :3].mean().item(),
         "rel_l2_final": rel[:, -1].mean().item(),
-        "mse_mean": M.mse(pred, target).mean().item(),
         "correlation_time_batch": M.batch_correlation_time(corr, 0.8, 0.5).item(),
         "correlation_time_mean": M.correlation_time(corr, 0.8, 0.5).mean().item(),
         "correlation_threshold": 0.8,
         "baseline_rel_l2_mean": base,
         "baseline_ratio": base / rel.mean().item(),
+        # Nothing diverged: the finite-only numbers equal the headline ones.
+        "rel_l2_mean_finite": rel.mean().item(),
+        "mse_mean_finite": M.mse(pred, target).mean().item(),
+        "correlation_time_batch_finite": M.batch_correlation_time(
+            corr, 0.8, 0.5
+        ).item(),
+        "baseline_ratio_finite": base / rel.mean().item(),
     }
     assert summary.keys() == expected.keys()
     for key, value in expected.items():
@@ -116,7 +122,9 @@ def test_netcdf_round_trip_keeps_values_dims_and_coords(tmp_path):
         assert not any(d.startswith("phony_dim") for d in ds.dims)
 
 
-def test_a_nan_trajectory_is_counted_and_excluded(tmp_path):
+def test_a_diverged_trajectory_is_counted_in_the_headline_and_left_out_of_finite(
+    tmp_path,
+):
     data = make_data(n=4, t=6)
     k = 2
     pred = data["pred"].clone()
@@ -132,19 +140,53 @@ def test_a_nan_trajectory_is_counted_and_excluded(tmp_path):
     summary = report.metrics()
     assert summary["num_nonfinite"] == 1
     assert summary["first_nonfinite_step"] == k
-    keep = [0, 2, 3]
-    rel = M.relative_l2(data["pred"][keep], data["target"][keep])
-    assert summary["rel_l2_mean"] == pytest.approx(rel.mean().item(), rel=1e-12)
+    # The headline: every trajectory; trajectory 1 counts its own error before step
+    # k and max(persistence, 1) from k on.
+    rel = M.relative_l2(data["pred"], data["target"])
+    base = M.relative_l2(data["baseline"], data["target"])
+    counted = rel.clone()
+    counted[1, k:] = base[1, k:].clamp_min(1.0)
+    assert summary["rel_l2_mean"] == pytest.approx(counted.mean().item(), rel=1e-12)
+    assert summary["rel_l2_final"] == pytest.approx(
+        counted[:, -1].mean().item(), rel=1e-12
+    )
     assert summary["baseline_ratio"] == pytest.approx(
-        M.relative_l2(data["baseline"][keep], data["target"][keep]).mean().item()
-        / rel.mean().item()
+        base.mean().item() / counted.mean().item(), rel=1e-12
+    )
+    # Finite-only numbers leave it out.
+    keep = [0, 2, 3]
+    assert summary["rel_l2_mean_finite"] == pytest.approx(
+        rel[keep].mean().item(), rel=1e-12
+    )
+    assert summary["baseline_ratio_finite"] == pytest.approx(
+        base[keep].mean().item() / rel[keep].mean().item(), rel=1e-12
     )
     assert all(math.isfinite(v) for v in summary.values())
     per_step = report.per_step()
     assert np.isfinite(per_step["relative_l2"]).all()
+    np.testing.assert_allclose(per_step["relative_l2"], counted.mean(0), rtol=1e-12)
     assert per_step["first_nonfinite"].values.tolist() == [-1, k, -1, -1]
     paths = report.write(tmp_path, n_times=3)
     assert json.loads(paths["metrics"].read_text())["first_nonfinite_step"] == k
+    console = Console(file=io.StringIO(), width=200)
+    report.print_table(console)
+    assert "1 of 4 trajectories diverged (first at step 2)" in console.file.getvalue()
+
+
+def test_a_diverging_model_ranks_below_a_stable_one():
+    # Survivorship bias: dropping diverged trajectories would make a model that
+    # blows up on half the set (and is slightly better on the rest) look best.
+    data = make_data(n=4, t=6)
+    target = data["target"]
+    stable = target + 0.3 * torch.randn_like(target)
+    unstable = target + 0.1 * torch.randn_like(target)
+    unstable[:2, 3:] = math.inf
+    kwargs = {k: data[k] for k in ("times", "coords", "channel_names", "baseline")}
+    good = RolloutReport(stable, target, **kwargs).metrics()
+    bad = RolloutReport(unstable, target, **kwargs).metrics()
+    assert bad["rel_l2_mean_finite"] < good["rel_l2_mean_finite"]  # the old ranking
+    assert bad["rel_l2_mean"] > good["rel_l2_mean"]
+    assert bad["correlation_time_batch"] < good["correlation_time_batch"]
 
 
 def test_first_nonfinite_from_the_engine_is_merged_with_the_data():
@@ -164,7 +206,7 @@ def test_first_nonfinite_from_the_engine_is_merged_with_the_data():
     assert report.metrics()["first_nonfinite_step"] == 1
 
 
-def test_all_trajectories_nonfinite_gives_nan_means_and_null_json(tmp_path):
+def test_all_trajectories_nonfinite_count_as_failures_not_nan(tmp_path):
     data = make_data(n=2, t=3)
     pred = torch.full_like(data["pred"], math.nan)
     report = RolloutReport(
@@ -176,9 +218,13 @@ def test_all_trajectories_nonfinite_gives_nan_means_and_null_json(tmp_path):
     )
     summary = report.metrics()
     assert summary["num_nonfinite"] == summary["num_trajectories"] == 2
-    assert math.isnan(summary["rel_l2_mean"])
+    assert summary["rel_l2_mean"] == 1.0  # no baseline: the floor
+    assert summary["correlation_time_batch"] == 0.0
+    assert math.isnan(summary["rel_l2_mean_finite"])
     paths = report.write(tmp_path)
-    assert json.loads(paths["metrics"].read_text())["rel_l2_mean"] is None
+    written = json.loads(paths["metrics"].read_text())
+    assert written["rel_l2_mean"] == 1.0
+    assert written["rel_l2_mean_finite"] is None
 
 
 def is_png(path):

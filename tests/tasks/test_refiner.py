@@ -428,3 +428,31 @@ def test_difference_weight_needs_a_residual_target():
     torch.testing.assert_close(
         task.encode_target(future, history), torch.ones(1, 1, 1, 4)
     )
+
+
+def test_validation_noise_depends_on_the_batch_only(root):
+    # Per-batch seeded noise: a batch's validation loss is the same whatever ran
+    # before it (e.g. another limit_val_batches), and evaluation leaves the global
+    # generator, which training draws from, untouched.
+    dm = TrajectoryDataModule(root, num_channels=1, time_history=1, batch_size=2)
+    dm.setup("fit")
+    task = make_refiner()
+    task.set_statistics(dm.statistics)
+    task.eval()
+    batches = list(dm.val_dataloader()[0])
+    assert len(batches) >= 2
+
+    def loss_of(index: int) -> float:
+        metric = task.metrics["val_loss"]
+        metric.reset()
+        task.validation_step(batches[index], index, 0)
+        return float(metric.compute())
+
+    torch.manual_seed(1)
+    after_first = [loss_of(0), loss_of(1)][1]
+    torch.manual_seed(2)
+    state = torch.get_rng_state()
+    alone = loss_of(1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert alone == after_first
+    assert loss_of(0) != alone

@@ -16,7 +16,7 @@ from physim.solvers import (
     KolmogorovForcing,
     VanLeerInterpolation,
 )
-from physim.tasks import TemporalStencilModel
+from physim.tasks import SkippedUpdatesError, TemporalStencilModel
 
 N = 8
 
@@ -153,21 +153,39 @@ def test_non_finite_updates_are_skipped():
     before = [p.detach().clone() for p in task.parameters()]
     bad = trajectory(2)
     bad[:, 0, 0, 0, 0] = math.nan
-    assert task.training_step({"history": bad[:, :1], "future": bad[:, 1:]}, 0) is None
-    for p in task.parameters():
-        p.grad = torch.full_like(p, math.nan)
+    # The loss comes back (never None: under DDP every rank must run backward).
+    loss = task.training_step({"history": bad[:, :1], "future": bad[:, 1:]}, 0)
+    assert not torch.isfinite(loss)
+    loss.backward()
     task.on_before_optimizer_step(optimizer)
     optimizer.step()
     assert all(
         torch.equal(a, b) for a, b in zip(before, task.parameters(), strict=True)
     )
-    assert task.skipped_updates == 2
+    assert task.skipped_updates == 1
     # Finite gradients are kept and applied.
     for p in task.parameters():
         p.grad = torch.ones_like(p)
     task.on_before_optimizer_step(optimizer)
     optimizer.step()
     assert not torch.equal(before[0], task.get_parameter("net.cnn.0.weight"))
+    assert (task.skipped_updates, task.attempted_updates) == (1, 2)
+
+
+def test_too_many_skipped_updates_stop_the_run():
+    task = make_task()
+    task.hparams.max_skipped_fraction = 0.1  # 0.1 * max(updates, 20): 2 allowed
+    optimizer = task.configure_optimizers()
+
+    def skip():
+        for p in task.parameters():
+            p.grad = torch.full_like(p, math.nan)
+        task.on_before_optimizer_step(optimizer)
+
+    skip()
+    skip()
+    with pytest.raises(SkippedUpdatesError, match="3 of 3 updates were skipped"):
+        skip()
 
 
 def test_bad_input_is_rejected_at_construction():

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.progress import track
 
 from .._errors import DatasetError
-from .._stats import _Moments, load_statistics, save_statistics
+from .._stats import _summary, load_statistics, save_statistics, stream_statistics
 from ._detect import check_format, open_files
 from ._views import ChannelSelection, ConcatenatedFiles, TrajectorySubset, split_of
 
@@ -157,51 +156,26 @@ class ExternalSource:
         return f"ExternalSource('{self.path}', format={self.format!r}, splits={shapes})"
 
 
-def source_statistics(source: Any, *, progress: bool = False) -> dict[str, Any]:
+def source_statistics(
+    source: Any, *, strides: Sequence[int] = (), progress: bool = False
+) -> dict[str, Any]:
     """Per-channel mean/std of the fields and one-step differences of any reader.
 
-    The same quantities as :func:`physim.data.compute_statistics` (and the same
-    Chan-merged moments), read one time block (the file's chunk length) of one
-    trajectory at a time, in trajectory order.
+    The same quantities as :func:`physim.data.compute_statistics` (the same
+    streaming pass, :func:`physim.data.stream_statistics`), read one time block (the
+    file's chunk length) of one trajectory at a time, in trajectory order.
 
     Raises:
-        DatasetError: fewer than two frames; NaN/Inf values (raised by the reader).
+        DatasetError: too few frames; NaN/Inf values.
     """
-    if source.num_frames < 2:
-        raise DatasetError(
-            f"{source.path}: has {source.num_frames} frame(s); one-step statistics "
-            "need at least 2."
+
+    def nonfinite(index: int, frame: int) -> str:
+        return (
+            f"{source.path}: trajectory {index} holds NaN/Inf values near frame "
+            f"{frame}; expected finite fields. Repair or drop it."
         )
-    fields, deltas = _Moments(source.num_channels), _Moments(source.num_channels)
-    block_frames = max(1, source.chunks[1])
-    indices: Any = range(source.num_trajectories)
-    if progress:
-        indices = track(indices, description=f"Statistics of {source.path.name}")
-    for index in indices:
-        previous = None
-        for start in range(0, source.num_frames, block_frames):
-            block = source.read(index, slice(start, start + block_frames))
-            block = block.astype(np.float64)
-            if not np.isfinite(block).all():  # readers check; physim's files do not
-                raise DatasetError(
-                    f"{source.path}: trajectory {index} holds NaN/Inf values near "
-                    f"frame {start}; expected finite fields. Repair or drop it."
-                )
-            fields.update(block)
-            if previous is not None:
-                block = np.concatenate([previous[None], block])
-            deltas.update(np.diff(block, axis=0))
-            previous = block[-1]
-    return {
-        "mean": fields.mean.tolist(),
-        "std": fields.std().tolist(),
-        "delta_mean": deltas.mean.tolist(),
-        "delta_std": deltas.std().tolist(),
-        "channel_names": list(source.channel_names),
-        "num_trajectories": source.num_trajectories,
-        "num_frames": source.num_frames,
-        "parameters": {
-            name: {"mean": float(values.mean()), "std": float(values.std())}
-            for name, values in source.sample_parameters.items()
-        },
-    }
+
+    fields, deltas = stream_statistics(
+        source, strides=sorted({1, *strides}), nonfinite=nonfinite, progress=progress
+    )
+    return _summary(source, fields, deltas)

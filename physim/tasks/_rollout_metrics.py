@@ -1,0 +1,197 @@
+"""Rollout metrics of a validation or test stage, written once for every task.
+
+Every trajectory counts: a rollout that diverges contributes, from the step it
+diverged on, the persistence forecast's error or 1, whichever is larger
+(:func:`physim.rollout.metrics.score_rollout`). So the monitored ``rollout_rel_l2``
+cannot prefer a model because its failures left the average, and it is defined even
+when every rollout fails. Finite-only means are logged beside it (``*_finite``).
+
+Everything here is safe under DDP: states are fixed-shape sums that torchmetrics
+all-reduces, and whether a metric is logged is decided from every rank's update count
+(one all-reduce), so no rank skips a collective that another enters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from jaxtyping import Float
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, Metric, SumMetric
+
+from physim.rollout import metrics
+
+__all__ = ["MeanCurve", "RolloutMetrics", "log_metrics", "metric_key"]
+
+
+def metric_key(stage: str, name: str) -> str:
+    """The one place log names are made: ``"val/rollout_rel_l2"``."""
+    return f"{stage}/{name}"
+
+
+class MeanCurve(Metric):
+    """Per-step mean of ``[B, T]`` values over samples, for the first ``num_steps``.
+
+    Fixed-shape sum and count states (float64), so DDP ranks reduce them exactly
+    whatever their number of samples. Steps no sample reached are NaN.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_steps: int) -> None:
+        super().__init__()
+        self.num_steps = int(num_steps)
+        zeros = torch.zeros(self.num_steps, dtype=torch.float64)
+        self.add_state("total", default=zeros.clone(), dist_reduce_fx="sum")
+        self.add_state("count", default=zeros.clone(), dist_reduce_fx="sum")
+
+    def update(self, values: Float[Tensor, "B T"]) -> None:
+        steps = min(values.shape[1], self.num_steps)
+        self.total[:steps] += values[:, :steps].to(self.total).sum(dim=0)
+        self.count[:steps] += values.shape[0]
+
+    def compute(self) -> Tensor:
+        return self.total / self.count
+
+
+class RolloutMetrics(nn.Module):
+    """The rollout metrics of one stage (``val`` or ``test``).
+
+    Logged as ``<stage>/<name>``:
+
+    - ``rollout_rel_l2``: relative L2 error, mean over steps and every trajectory,
+      diverged ones counted (the checkpoint metric); ``rollout_rel_l2_finite``: the
+      same over the trajectories that stayed finite (NaN if none did);
+    - ``rollout_corr_time``: per-trajectory correlation time, mean (a diverged
+      trajectory's correlation counts as ``min(persistence, 0)`` from its divergence
+      step, so its time ends there); ``rollout_corr_time_finite``;
+    - ``rollout_nonfinite``: the number of trajectories that diverged;
+    - with ``horizon``: ``rollout_hc_duration`` (and ``_finite``), the time within
+      the first ``horizon`` time units with sample-mean correlation above the
+      threshold (:func:`physim.rollout.metrics.highly_correlated_duration`).
+
+    Args:
+        correlation_threshold: for the correlation time and duration.
+        output_interval: time between predicted frames.
+        horizon: time window of the highly correlated duration (``None``: not logged).
+    """
+
+    def __init__(
+        self,
+        correlation_threshold: float = 0.8,
+        output_interval: float = 1.0,
+        horizon: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.correlation_threshold = float(correlation_threshold)
+        self.output_interval = float(output_interval)
+        self.horizon = horizon
+        self.means = nn.ModuleDict(
+            {
+                name: MeanMetric()
+                for name in (
+                    "rollout_rel_l2",
+                    "rollout_rel_l2_finite",
+                    "rollout_corr_time",
+                    "rollout_corr_time_finite",
+                )
+            }
+        )
+        self.nonfinite = SumMetric()
+        self.curves = nn.ModuleDict()
+        if horizon is not None:
+            steps = max(1, int(horizon / self.output_interval + 1e-9))
+            self.curves.update({"all": MeanCurve(steps), "finite": MeanCurve(steps)})
+
+    def update(self, scores: metrics.RolloutScores) -> None:
+        """Add a batch of :func:`physim.rollout.metrics.score_rollout` scores."""
+        finite = scores.finite
+        rel_l2 = scores.relative_l2.mean(dim=1)
+        corr_time = metrics.correlation_time(
+            scores.correlation, self.correlation_threshold, self.output_interval
+        )
+        for name, values in [
+            ("rollout_rel_l2", rel_l2),
+            ("rollout_corr_time", corr_time),
+        ]:
+            self.means[name].update(values)
+            self.means[f"{name}_finite"].update(values[finite])
+        self.nonfinite.update((~finite).sum().to(rel_l2.dtype))
+        if self.curves:
+            self.curves["all"].update(scores.correlation)
+            self.curves["finite"].update(scores.correlation[finite])
+
+    def _durations(self) -> dict[str, Tensor]:
+        out = {}
+        for key, suffix in [("all", ""), ("finite", "_finite")]:
+            curve = self.curves[key].compute()
+            out[f"rollout_hc_duration{suffix}"] = metrics.highly_correlated_duration(
+                curve[None],
+                self.output_interval,
+                self.correlation_threshold,
+                self.horizon,
+            )
+        return out
+
+    def metric_objects(self) -> dict[str, Metric]:
+        """Every torchmetrics object, by logged name (curves by their key)."""
+        objects: dict[str, Metric] = dict(self.means.items())
+        objects["rollout_nonfinite"] = self.nonfinite
+        objects.update({f"curve_{k}": v for k, v in self.curves.items()})
+        return objects
+
+    def compute(self) -> dict[str, Tensor]:
+        """Every logged value (call on all ranks: it synchronises)."""
+        out = {name: metric.compute() for name, metric in self.means.items()}
+        out["rollout_nonfinite"] = self.nonfinite.compute()
+        if self.curves:
+            out.update(self._durations())
+        return out
+
+    def reset(self) -> None:
+        for metric in self.metric_objects().values():
+            metric.reset()
+
+
+def _updated_anywhere(module: pl.LightningModule, objects: list[Metric]) -> list[bool]:
+    """Per metric, whether any rank updated it (one all-reduce under DDP)."""
+    counts = torch.tensor(
+        [float(m.update_count) for m in objects], device=module.device
+    )
+    trainer = module._trainer
+    if trainer is not None and trainer.world_size > 1 and counts.numel():
+        counts = trainer.strategy.reduce(counts, reduce_op="sum")
+    return [bool(c > 0) for c in counts]
+
+
+def log_metrics(
+    module: pl.LightningModule,
+    stage: str,
+    named: dict[str, Metric],
+    rollout: RolloutMetrics | None = None,
+    prog_bar: tuple[str, ...] = ("rollout_rel_l2",),
+) -> None:
+    """Compute, log (``<stage>/<name>``) and reset ``named`` metrics and ``rollout``.
+
+    A metric is logged when any rank updated it, and then every rank computes it (a
+    collective), so DDP runs neither hang nor log different keys on different ranks.
+    """
+    objects = list(named.values())
+    if rollout is not None:
+        objects.append(rollout.means["rollout_rel_l2"])
+    updated = _updated_anywhere(module, objects)
+    values: dict[str, Any] = {
+        name: metric.compute()
+        for (name, metric), flag in zip(named.items(), updated, strict=False)
+        if flag
+    }
+    if rollout is not None and updated[-1]:
+        values.update(rollout.compute())
+    for name, value in values.items():
+        module.log(metric_key(stage, name), value, prog_bar=name in prog_bar)
+    for metric in named.values():
+        metric.reset()
+    if rollout is not None:
+        rollout.reset()
