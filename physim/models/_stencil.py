@@ -5,6 +5,11 @@ finite-volume solver needs (:class:`physim.solvers.FaceValues`, 8 per cell: 2 ta
 velocity components x 2 axes) is a 4x4 stencil of its source velocity component. The
 CNN predicts per-cell stencil coefficients constrained to first-order accuracy (they sum
 to 1); the advected values are then blended with upwind through van Leer's limiter.
+Zero logits give linear interpolation (jax-cfd's ``PolynomialConstraint`` bias for a
+4x4 stencil at first order: ``[0, 1/2, 1/2, 0]`` along the shifted axis), so an
+untrained model is the coarse solver with
+:class:`physim.solvers.LinearVanLeerInterpolation`, not with jax-cfd's van Leer scheme
+(which limits Lax-Wendroff, :class:`physim.solvers.VanLeerInterpolation`).
 """
 
 from __future__ import annotations
@@ -96,14 +101,30 @@ def apply_stencils(
 class StencilInterpolation:
     """A :class:`physim.solvers.FaceInterpolation` with fixed stencil coefficients.
 
-    The advecting values are the stencils' output; the advected values are the
-    stencils' output blended with upwind by van Leer's limiter (Kochkov et al.).
+    The advecting values are the stencils' output ("u" tag); the advected values
+    ("c" tag) are the stencils' output blended with upwind by van Leer's limiter, with
+    the same ``r`` and ``phi`` as the solver's van Leer scheme
+    (:func:`physim.solvers.van_leer_limit`). This is the reference's learned
+    interpolation: TSM's ``tsm_modular_self_advection`` (Edward-Sun/TSM-PDE) wraps the
+    "c" interpolation in jax-cfd's ``tvd_limiter_transformation``, i.e.
+    ``apply_tvd_limiter(learned, van_leer_limiter)``, and uses the "u" interpolation
+    as is. Learned stencils replace Lax-Wendroff as the high-order value; like
+    jax-cfd's ``FusedLearnedInterpolation``, they ignore ``dt`` and ``grid_spacing``.
+    No Courant limit is declared (the learned scheme has none known).
     """
+
+    courant_limit = None
 
     def __init__(self, coefficients: Float[Tensor, "B 8 16 N N"]) -> None:
         self.coefficients = coefficients
 
-    def __call__(self, velocity: Float[Tensor, "B 2 N N"]) -> FaceValues:
+    def __call__(
+        self,
+        velocity: Float[Tensor, "B 2 N N"],
+        *,
+        dt: float | None = None,
+        grid_spacing: float | None = None,
+    ) -> FaceValues:
         return blend_advected(velocity, apply_stencils(velocity, self.coefficients))
 
 
@@ -153,8 +174,9 @@ class LearnedInterpolation(nn.Module):
     periodic CNN on the features (the velocity for LI, HiPPO states for TSM) scaled by
     ``input_scale``. Every stencil sums to 1 for any logits, and zero logits give
     linear interpolation. The output layer is initialised to zero, so an untrained
-    model is the coarse solver with linear/van Leer interpolation (random logits, as
-    in jax-cfd, start training from a perturbed and often unstable scheme).
+    model is the coarse solver with linear interpolation limited by van Leer
+    (:class:`physim.solvers.LinearVanLeerInterpolation`; random logits, as in jax-cfd,
+    start training from a perturbed and often unstable scheme).
 
     Paper settings: ``hidden_channels=256, num_layers=6, kernel_size=3``,
     ``input_scale=0.1``; TSM bundles 4 steps.

@@ -5,22 +5,33 @@ from ._advection import Advection1D, GaussianPulse
 from ._burgers import Burgers1D, burgers_sine_solution
 from ._etdrk import ETDRK4, phi_functions, step_doubling
 from ._fv import (
-    FaceInterpolation,
-    FaceValues,
+    TIME_SCHEMES,
     FiniteVolumeNS2D,
     KolmogorovForcing,
+    check_time_step,
+    five_point_laplacian,
+    flux_convection,
+    taylor_green_velocity,
+)
+from ._fv_interpolation import (
+    FaceInterpolation,
+    FaceValues,
     LinearInterpolation,
+    LinearVanLeerInterpolation,
+    Neighbours,
     VanLeerInterpolation,
     blend_advected,
-    check_time_step,
     face_shift,
-    laplacian_eigenvalues,
+    lax_wendroff_face_values,
     linear_face_values,
+    van_leer_limit,
+)
+from ._fv_operators import (
+    SpectralOperators,
+    laplacian_eigenvalues,
     pressure_projection,
     staggered_divergence,
     staggered_vorticity,
-    taylor_green_velocity,
-    van_leer_limit,
 )
 from ._generate import DatasetGenerator
 from ._grf import GaussianRandomField
@@ -60,12 +71,19 @@ __all__ = [
     "KolmogorovFlow",
     "KolmogorovForcing",
     "LinearInterpolation",
+    "LinearVanLeerInterpolation",
+    "Neighbours",
+    "SpectralOperators",
+    "TIME_SCHEMES",
     "VanLeerInterpolation",
     "blend_advected",
     "check_time_step",
     "downsample_staggered",
     "face_shift",
+    "five_point_laplacian",
+    "flux_convection",
     "laplacian_eigenvalues",
+    "lax_wendroff_face_values",
     "linear_face_values",
     "pressure_projection",
     "staggered_divergence",

@@ -12,6 +12,7 @@ from physim.models import (
 )
 from physim.solvers import (
     FiniteVolumeNS2D,
+    LinearVanLeerInterpolation,
     VanLeerInterpolation,
     face_shift,
     linear_face_values,
@@ -40,12 +41,17 @@ def test_zero_logits_reproduce_linear_interpolation_exactly():
     linear = linear_face_values(v)
     assert torch.equal(faces.advecting, linear.advecting)
     assert torch.equal(faces.advected, linear.advected)
-    # With the van Leer blend the advected values are the TVD scheme's, and an
-    # untrained model (zero output layer) is exactly that scheme.
-    tvd = VanLeerInterpolation()(v)
+    # With the van Leer blend the advected values are van Leer's limiter on linear
+    # face values, and an untrained model (zero output layer) is exactly that
+    # scheme: jax-cfd's learned stencils also start from linear interpolation (the
+    # PolynomialConstraint bias) and are limited the same way. It is not jax-cfd's
+    # van Leer scheme, which limits Lax-Wendroff face values.
+    limited = LinearVanLeerInterpolation()(v)
     (untrained,) = net(v)
-    for a, b in zip(untrained(v), tvd, strict=True):
+    for a, b in zip(untrained(v, dt=0.1, grid_spacing=1.0), limited, strict=True):
         assert torch.equal(a, b)
+    lax_wendroff = VanLeerInterpolation()(v, dt=0.1, grid_spacing=1.0)
+    assert not torch.equal(untrained(v).advected, lax_wendroff.advected)
 
 
 def test_learned_coefficients_always_sum_to_one():
