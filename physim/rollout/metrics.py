@@ -34,6 +34,7 @@ __all__ = [
     "counted_relative_l2",
     "diverged_steps",
     "earliest_nonfinite",
+    "trajectory_relative_l2",
     "error_spectrum",
     "finite_mask",
     "first_nonfinite_step",
@@ -108,6 +109,27 @@ def relative_l2(
     diff = torch.linalg.vector_norm(_flat(pred) - _flat(target), dim=-1)
     norm = torch.linalg.vector_norm(_flat(target), dim=-1)
     return diff / norm.clamp_min(eps)
+
+
+def trajectory_relative_l2(
+    pred: Float[Tensor, "B T C *S"],
+    target: Float[Tensor, "B T C *S"],
+    eps: float = 1e-12,
+) -> Float[Tensor, " B"]:
+    """Relative L2 error of each whole predicted trajectory (all steps at once).
+
+    ``||pred - target||_2 / ||target||_2`` over time, channels and space: the FNO
+    paper's test metric for its time-dependent problems (Li et al. 2021,
+    ``fourier_2d_time.py``: ``test_l2_full``, the relative L2 of the whole
+    ``[S, S, T]`` prediction per sample, averaged over samples). It weights steps by
+    the truth's norm and is not the mean of :func:`relative_l2` over steps (the
+    per-step mean physim reports as ``rel_l2_mean``); for a decaying flow it weights
+    the early, larger-norm steps more.
+    """
+    _check_pair(pred, target, "trajectory_relative_l2")
+    p, t = _reduce_dtype(pred).flatten(1), _reduce_dtype(target).flatten(1)
+    diff = torch.linalg.vector_norm(p - t, dim=-1)
+    return diff / torch.linalg.vector_norm(t, dim=-1).clamp_min(eps)
 
 
 def pearson_correlation(
@@ -482,11 +504,15 @@ class RolloutScores(NamedTuple):
         correlation: :func:`counted_correlation` ``[B, T]``.
         finite: ``[B]``, whether the trajectory never diverged (for the finite-only
             metrics, which are reported beside the counted ones, never instead).
+        full_relative_l2: ``[B]`` :func:`trajectory_relative_l2` (the FNO paper's
+            metric); a diverged trajectory counts the persistence forecast's value or
+            1, whichever is larger.
     """
 
     relative_l2: Float[Tensor, "B T"]
     correlation: Float[Tensor, "B T"]
     finite: Bool[Tensor, " B"]
+    full_relative_l2: Float[Tensor, " B"]
 
 
 def score_rollout(
@@ -519,4 +545,9 @@ def score_rollout(
         correlation(pred, target), found, correlation(baseline, target)
     )
     finite = ~diverged_steps(found, raw).any(dim=1)
-    return RolloutScores(rel_l2, corr, finite)
+    full = trajectory_relative_l2(pred, target)
+    full_penalty = trajectory_relative_l2(baseline, target).clamp_min(
+        DIVERGED_ERROR_FLOOR
+    )
+    full = torch.where(finite, full, full_penalty.to(full))
+    return RolloutScores(rel_l2, corr, finite, full)

@@ -64,6 +64,10 @@ class RolloutMetrics(nn.Module):
     - ``rollout_rel_l2``: relative L2 error, mean over steps and every trajectory,
       diverged ones counted (the checkpoint metric); ``rollout_rel_l2_finite``: the
       same over the trajectories that stayed finite (NaN if none did);
+    - ``rollout_rel_l2_full``: the FNO paper's metric, the relative L2 of each whole
+      predicted trajectory averaged over trajectories
+      (:func:`physim.rollout.metrics.trajectory_relative_l2`; not the per-step mean
+      above); ``rollout_rel_l2_full_finite``;
     - ``rollout_corr_time``: per-trajectory correlation time, mean (a diverged
       trajectory's correlation counts as ``min(persistence, 0)`` from its divergence
       step, so its time ends there); ``rollout_corr_time_finite``;
@@ -94,6 +98,8 @@ class RolloutMetrics(nn.Module):
                 for name in (
                     "rollout_rel_l2",
                     "rollout_rel_l2_finite",
+                    "rollout_rel_l2_full",
+                    "rollout_rel_l2_full_finite",
                     "rollout_corr_time",
                     "rollout_corr_time_finite",
                 )
@@ -114,6 +120,7 @@ class RolloutMetrics(nn.Module):
         )
         for name, values in [
             ("rollout_rel_l2", rel_l2),
+            ("rollout_rel_l2_full", scores.full_relative_l2),
             ("rollout_corr_time", corr_time),
         ]:
             self.means[name].update(values)

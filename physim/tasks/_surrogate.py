@@ -8,6 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 from torchmetrics import MeanMetric
 
 from physim.rollout import metrics, rollout
@@ -33,7 +34,11 @@ class AutoregressiveSurrogate(pl.LightningModule):
     Training is one-step by default. With ``unroll_steps > 0`` in the data module, each
     sample has ``1 + unroll_steps`` future chunks: ``pushforward=True`` runs the first
     chunks without gradient and trains on the last (Brandstetter et al. 2022);
-    ``pushforward=False`` backpropagates through the whole unroll.
+    ``pushforward=False`` backpropagates through the whole unroll (BPTT), the loss
+    being the mean (``unroll_reduction="mean"``) or the sum (``"sum"``, the FNO
+    scripts') of the per-call losses; ``gradient_checkpointing`` then recomputes each
+    call in the backward pass instead of storing its activations, so memory grows with
+    the unroll's inputs only (a 40-step unroll of the FNO paper fits).
 
     Validation/test loader 0 is one-step (loss, relative L2); loader 1 is a rollout from
     the first ``T_in`` frames of each trajectory over the rest, scored by
@@ -69,6 +74,13 @@ class AutoregressiveSurrogate(pl.LightningModule):
         conditioning: names of per-trajectory data parameters (e.g. ``["L", "dt"]``)
             given to the backbone as ``net(x, cond)``, ``cond [B, P]`` normalised with
             the training statistics. The backbone must accept them (``cond_dim = P``).
+        normalize: scale inputs and outputs by the training statistics. ``False``
+            feeds the physical fields as they are and reads the output as the
+            physical frame (or, with ``residual``, the physical change): the FNO
+            scripts' setting.
+        unroll_reduction: ``"mean"`` or ``"sum"`` of the per-call losses of an
+            unrolled (BPTT) sample.
+        gradient_checkpointing: recompute each unrolled call in the backward pass.
     """
 
     def __init__(
@@ -89,9 +101,16 @@ class AutoregressiveSurrogate(pl.LightningModule):
         correlation_threshold: float = 0.8,
         scheduler_interval: str = "epoch",
         conditioning: Sequence[str] | None = None,
+        normalize: bool = True,
+        unroll_reduction: str = "mean",
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         conditioning = [str(name) for name in conditioning or ()]
+        if unroll_reduction not in ("mean", "sum"):
+            raise ValueError(
+                f"unroll_reduction must be 'mean' or 'sum', got {unroll_reduction!r}."
+            )
         if scheduler_interval not in ("epoch", "step"):
             raise ValueError(
                 "scheduler_interval must be 'epoch' or 'step', got "
@@ -165,7 +184,11 @@ class AutoregressiveSurrogate(pl.LightningModule):
         self.cond_columns = [list(names).index(n) for n in self.hparams.conditioning]
 
     def set_statistics(self, stats: dict[str, Any]) -> None:
-        """Copy per-channel ``mean``, ``std`` and ``delta_std`` into the buffers."""
+        """Copy per-channel ``mean``, ``std`` and ``delta_std`` into the buffers.
+
+        With ``normalize=False`` the buffers keep their identity values (mean 0,
+        std 1), so the fields pass through unscaled; only the shapes are checked.
+        """
         for buffer, key in [
             (self.field_mean, "mean"),
             (self.field_std, "std"),
@@ -178,6 +201,8 @@ class AutoregressiveSurrogate(pl.LightningModule):
                     f"has num_channels={buffer.numel()}; set model.num_channels to the "
                     "data's."
                 )
+            if not self.hparams.normalize:
+                continue
             if key != "mean":  # a channel that never varies (e.g. a mask): unit scale
                 value = torch.where(value > 0, value, torch.ones_like(value))
             buffer.copy_(value)
@@ -281,12 +306,24 @@ class AutoregressiveSurrogate(pl.LightningModule):
             chunks = chunks[-1:]
         loss = 0.0
         preds = []
+        recompute = (
+            self.training
+            and self.hparams.gradient_checkpointing
+            and torch.is_grad_enabled()
+        )
         for chunk in chunks:
-            chunk_loss, pred = self.step_loss(window, chunk, params)
+            if recompute:
+                chunk_loss, pred = checkpoint(
+                    self.step_loss, window, chunk, params, use_reentrant=False
+                )
+            else:
+                chunk_loss, pred = self.step_loss(window, chunk, params)
             loss = loss + chunk_loss
             preds.append(pred)
             window = self._slide(window, pred)
-        return loss / len(chunks), torch.cat(preds, dim=1), torch.cat(chunks, dim=1)
+        if self.hparams.unroll_reduction == "mean":
+            loss = loss / len(chunks)
+        return loss, torch.cat(preds, dim=1), torch.cat(chunks, dim=1)
 
     def step_loss(
         self, history: Tensor, future: Tensor, params: Tensor | None = None

@@ -230,3 +230,48 @@ def test_dtype_is_kept_and_half_precision_reduced_in_float32():
     assert M.relative_l2(target, target).dtype == torch.float32
     assert M.power_spectrum(target).dtype == torch.float32
     assert M.relative_l2(target.half(), target.half()).dtype == torch.float32
+
+
+def test_trajectory_relative_l2_is_the_fno_papers_metric_by_hand():
+    # 2 samples, 3 steps, 1 channel, 2 points. The FNO paper's number is the relative
+    # L2 of the whole [T, C, *space] prediction per sample, averaged over samples; the
+    # mean of per-step relative L2 is a different number.
+    target = torch.tensor(
+        [
+            [[[3.0, 4.0]], [[0.0, 1.0]], [[1.0, 0.0]]],
+            [[[1.0, 1.0]], [[2.0, 2.0]], [[0.0, 2.0]]],
+        ]
+    )
+    pred = target.clone()
+    pred[0, 1, 0, 1] = 2.0  # sample 0: one error of 1 at step 1
+    pred[1, 2, 0, 0] = 3.0  # sample 1: one error of 3 at step 2
+    # Norms: sqrt(9 + 16 + 1 + 1) = sqrt(27) and sqrt(1 + 1 + 4 + 4 + 4) = sqrt(14).
+    expected = torch.tensor([1 / 27**0.5, 3 / 14**0.5])
+    torch.testing.assert_close(M.trajectory_relative_l2(pred, target), expected)
+    paper = (1 / 27**0.5 + 3 / 14**0.5) / 2
+    assert M.trajectory_relative_l2(pred, target).mean().item() == pytest.approx(paper)
+    # Per-step mean: sample 0 step 1 error 1/1, sample 1 step 2 error 3/2.
+    per_step = M.relative_l2(pred, target).mean().item()
+    assert per_step == pytest.approx((1.0 + 1.5) / 6)
+    assert abs(per_step - paper) > 0.05  # 0.417 against 0.497
+
+
+def test_score_rollout_counts_diverged_trajectories():
+    target = torch.ones(3, 4, 1, 5)
+    last = torch.full((3, 1, 5), 0.5)  # persistence error 0.5 every step
+    pred = target + 0.1
+    pred[1, 2:] = torch.nan  # diverges at step 2
+    pred[2] = 1e300 * 1e10  # inf from the start (float32 overflow)
+    scores = M.score_rollout(pred, target, last)
+    assert scores.finite.tolist() == [True, False, False]
+    torch.testing.assert_close(scores.relative_l2[0], torch.full((4,), 0.1))
+    torch.testing.assert_close(
+        scores.relative_l2[1],
+        torch.tensor([0.1, 0.1, 1.0, 1.0]),  # max(0.5, 1)
+    )
+    torch.testing.assert_close(scores.relative_l2[2], torch.ones(4))
+    assert scores.correlation[1, 2:].eq(0).all()
+    torch.testing.assert_close(scores.full_relative_l2[1:], torch.ones(2))
+    # A persistence error above 1 is the penalty instead.
+    far = M.score_rollout(pred, target, torch.full((3, 1, 5), -2.0))
+    torch.testing.assert_close(far.relative_l2[1, 2:], torch.full((2,), 3.0))

@@ -71,6 +71,7 @@ def test_metrics_equal_the_metric_functions():
         "rel_l2_mean": rel.mean().item(),
         "rel_l2_first_half": rel[:, :3].mean().item(),
         "rel_l2_final": rel[:, -1].mean().item(),
+        "rel_l2_full": M.trajectory_relative_l2(pred, target).mean().item(),
         "correlation_time_batch": M.batch_correlation_time(corr, 0.8, 0.5).item(),
         "correlation_time_mean": M.correlation_time(corr, 0.8, 0.5).mean().item(),
         "correlation_threshold": 0.8,
@@ -78,6 +79,7 @@ def test_metrics_equal_the_metric_functions():
         "baseline_ratio": base / rel.mean().item(),
         # Nothing diverged: the finite-only numbers equal the headline ones.
         "rel_l2_mean_finite": rel.mean().item(),
+        "rel_l2_full_finite": M.trajectory_relative_l2(pred, target).mean().item(),
         "mse_mean_finite": M.mse(pred, target).mean().item(),
         "correlation_time_batch_finite": M.batch_correlation_time(
             corr, 0.8, 0.5

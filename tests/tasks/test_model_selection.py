@@ -79,3 +79,9 @@ def test_an_all_diverging_model_is_checkpointed_and_scores_as_a_failure(tmp_path
     assert metrics["val/rollout_rel_l2"] == 1.0
     assert checkpoint.best_model_score == 1.0
     assert checkpoint.best_model_path.endswith(".ckpt")
+
+
+def test_the_fno_papers_metric_is_logged_beside_the_per_step_mean(tmp_path):
+    metrics, _ = validate(tmp_path, Constructed(0.5))
+    assert metrics["val/rollout_rel_l2_full"] > 0
+    assert metrics["val/rollout_rel_l2_full"] != metrics["val/rollout_rel_l2"]
