@@ -1,26 +1,34 @@
-"""Three-body time stepping: integrators, initial conditions, the RL environment.
+"""Three-body time stepping: integrators, initial conditions, the RL environments,
+and the yardstick that judges a policy against fixed settings.
 
 Importing this package registers the gymnasium environment
-``physim/ThreeBodyTimestep-v0`` (:class:`ThreeBodyTimestepEnv`).
+``physim/ThreeBodyTimestep-v0`` (:class:`ThreeBodyTimestepEnv`, the reference paper's
+setting).
 """
 
 from typing import TYPE_CHECKING, Any
 
 import gymnasium as _gym
 
+from ._actions import Menu, ParameterGrid, ResidualParameter
 from ._base import Advance, MaxStepsError, NBodyIntegrator
-from ._env import INTEGRATORS, SeedCycle, ThreeBodyTimestepEnv, timestep_reward
+from ._env import SeedCycle, ThreeBodyEnv, ThreeBodyTimestepEnv
+from ._error_model import (
+    ErrorModel,
+    ErrorModelController,
+    collect_intervals,
+    fit_error_model,
+)
 from ._evaluate import (
     Method,
-    dominating,
+    Policy,
     evaluate_methods,
     fixed_methods,
     fixed_name,
-    print_summary,
     sb3_policy,
-    summarize,
-    write_evaluation,
+    sweep_values,
 )
+from ._front import Front
 from ._hermite import HERMITE_ETA_GRID, CollisionTimeController, Hermite
 from ._initial import (
     FIGURE_EIGHT_PERIOD,
@@ -31,56 +39,85 @@ from ._initial import (
     pythagorean,
 )
 from ._leapfrog import Leapfrog
+from ._observations import InvariantObservation, PaperObservation
 from ._rebound import ReboundIntegrator
+from ._report import plot_work_precision, write_evaluation
+from ._rewards import AlignedReward, PaperReward, log_energy_error, timestep_reward
+from ._rules import ForecastSwitch
+from ._seeds import check_disjoint_seeds, training_seeds
+from ._simulation import INTEGRATORS, Simulation
+from ._yardstick import DEFAULT_FRONTS, print_yardstick, run_log_errors, yardstick
 
 ENV_ID = "physim/ThreeBodyTimestep-v0"
 if ENV_ID not in _gym.registry:
     _gym.register(id=ENV_ID, entry_point="physim.nbody._env:ThreeBodyTimestepEnv")
 
 __all__ = [
+    "DEFAULT_FRONTS",
     "ENV_ID",
     "FIGURE_EIGHT_PERIOD",
     "HERMITE_ETA_GRID",
     "INTEGRATORS",
     "Advance",
+    "AlignedReward",
     "CollisionTimeController",
+    "ErrorModel",
+    "ErrorModelController",
+    "ForecastSwitch",
+    "Front",
     "Hermite",
+    "InvariantObservation",
     "Leapfrog",
     "MaxStepsError",
+    "Menu",
     "Method",
     "NBodyIntegrator",
     "NBodySystem",
     "NBodyUnits",
+    "PaperObservation",
+    "PaperReward",
+    "ParameterGrid",
+    "Policy",
     "ReboundIntegrator",
+    "ResidualParameter",
     "SeedCycle",
+    "Simulation",
+    "ThreeBodyEnv",
     "ThreeBodyTimestepEnv",
     "TrainResult",
-    "dominating",
+    "check_disjoint_seeds",
+    "collect_intervals",
     "evaluate_methods",
     "figure_eight",
+    "fit_error_model",
     "fixed_methods",
     "fixed_name",
     "load_agent",
-    "make_env",
+    "log_energy_error",
     "paper_initial_conditions",
-    "print_summary",
+    "plot_work_precision",
+    "print_yardstick",
     "pythagorean",
+    "read_agent_info",
+    "run_log_errors",
     "sb3_policy",
-    "summarize",
+    "sweep_values",
     "timestep_reward",
     "train_agent",
+    "training_seeds",
     "write_evaluation",
+    "yardstick",
 ]
 
-_LAZY = {"TrainResult", "load_agent", "make_env", "train_agent"}
+_LAZY = {"TrainResult", "load_agent", "read_agent_info", "train_agent"}
 
 if TYPE_CHECKING:
-    from ._train import TrainResult, load_agent, make_env, train_agent
+    from ._train import TrainResult, load_agent, read_agent_info, train_agent
 
 
 def __getattr__(name: str) -> Any:
-    # Training imports stable-baselines3 (seconds); the integrators and the environment
-    # do not need it (PEP 562).
+    # Training imports stable-baselines3 (seconds); the integrators, the environments
+    # and the yardstick do not need it (PEP 562).
     if name in _LAZY:
         from . import _train
 

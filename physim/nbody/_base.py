@@ -49,11 +49,14 @@ class NBodyIntegrator(Protocol):
     #: The action grid used when none is given (10 values, cheap to accurate or
     #: accurate to cheap as documented by the integrator).
     default_grid: tuple[float, ...]
+    #: Force evaluations that :meth:`start` spends (counted on a restart mid-run).
+    restart_evaluations: int
     masses: np.ndarray
     g: float
 
-    def start(self, y: Float[np.ndarray, "N 6"]) -> Any:
-        """The integrator's state for one system of phase-space state ``y``."""
+    def start(self, y: Float[np.ndarray, "N 6"], t0: float = 0.0) -> Any:
+        """The integrator's state for one system of phase-space state ``y`` at
+        ``t0``."""
         ...
 
     def advance(self, state: Any, t0: float, t1: float, parameter: float) -> Advance:

@@ -107,6 +107,8 @@ class Hermite:
     order = 4
     parameter_name = "eta"
     default_grid = HERMITE_ETA_GRID
+    #: Force evaluations of a restart from a phase-space state (acceleration, jerk).
+    restart_evaluations = 1
 
     def __init__(
         self,
@@ -169,7 +171,10 @@ class Hermite:
         return Advance(sol.ys[:, -1], int(sol.stats["n_steps"]))
 
     # NBodyIntegrator: one system, float64.
-    def start(self, y: Float[np.ndarray, "N 6"]) -> Float[Tensor, "1 N 12"]:
+    def start(
+        self, y: Float[np.ndarray, "N 6"], t0: float = 0.0
+    ) -> Float[Tensor, "1 N 12"]:
+        """The state of one system (the time is given to :meth:`advance`)."""
         return self.prepare(torch.as_tensor(y, dtype=torch.float64)[None])
 
     def advance(self, state: Tensor, t0: float, t1: float, parameter: float) -> Advance:

@@ -48,6 +48,8 @@ class Leapfrog:
     order = 2
     parameter_name = "dt"
     default_grid = LEAPFROG_DT_GRID
+    #: Force evaluations of a restart from a phase-space state (the acceleration).
+    restart_evaluations = 1
 
     def __init__(
         self,
@@ -90,7 +92,10 @@ class Leapfrog:
         sol = integrate(self, controller, y, t0, t1, max_steps=self.max_steps)
         return Advance(sol.ys[:, -1], int(sol.stats["n_steps"]))
 
-    def start(self, y: Float[np.ndarray, "N 6"]) -> Float[Tensor, "1 N 9"]:
+    def start(
+        self, y: Float[np.ndarray, "N 6"], t0: float = 0.0
+    ) -> Float[Tensor, "1 N 9"]:
+        """The state of one system (the time is given to :meth:`advance`)."""
         return self.prepare(torch.as_tensor(y, dtype=torch.float64)[None])
 
     def advance(self, state: Tensor, t0: float, t1: float, parameter: float) -> Advance:

@@ -79,7 +79,7 @@ def test_observation_layout_and_units() -> None:
     assert NBodyUnits().velocity(10.0) == pytest.approx(0.193841, rel=1e-5)
     obs, _, _, _, info = env.step(4)
     energy0 = K.energy(system.y, system.masses, 1.0)
-    energy1 = K.energy(env._y, system.masses, 1.0)
+    energy1 = K.energy(env.simulation.y, system.masses, 1.0)
     assert info["energy_error"] == pytest.approx(abs(energy1 / energy0 - 1))
     assert obs[12] == pytest.approx(-math.log10(info["energy_error"]), rel=1e-6)
     assert info["parameter"] == HERMITE_ETA_GRID[4]
@@ -192,20 +192,12 @@ def test_bad_input() -> None:
         env.reset(options={"system": NBodySystem(np.ones(2), y[:2])})
 
 
-def colliding_system() -> NBodySystem:
-    """Bodies 0 and 1 (nearly massless) meet head-on at the origin at t = 1."""
-    masses = np.full(3, 1e-20)
-    y = np.zeros((3, 6))
-    y[0, [0, 3]] = (-1.0, 1.0)
-    y[1, [0, 3]] = (1.0, -1.0)
-    y[2, 1] = 10.0
-    return NBodySystem(masses, y)
-
-
-def test_nonfinite_step_ends_the_episode_with_a_flag() -> None:
+def test_nonfinite_step_ends_the_episode_with_a_flag(
+    colliding_system: NBodySystem,
+) -> None:
     # Leapfrog steps of 0.5 put bodies 0 and 1 on the same point: 0 / 0 forces.
     env = ThreeBodyTimestepEnv(integrator="leapfrog", parameter_grid=[0.5])
-    env.reset(options={"system": colliding_system()})
+    env.reset(options={"system": colliding_system})
     obs, reward, terminated, truncated, info = env.step(0)
     assert terminated and not truncated
     assert info["nonfinite"] and not info["max_steps_reached"]
@@ -214,10 +206,10 @@ def test_nonfinite_step_ends_the_episode_with_a_flag() -> None:
     assert reward == 0.0  # first step
 
 
-def test_step_cap_ends_the_episode_with_a_flag() -> None:
+def test_step_cap_ends_the_episode_with_a_flag(colliding_system: NBodySystem) -> None:
     # Hermite's eta * t_coll steps shrink without bound towards the collision.
     env = ThreeBodyTimestepEnv()
-    env.reset(options={"system": colliding_system()})
-    env._integrator.max_steps = 2_000
+    env.reset(options={"system": colliding_system})
+    env.simulation.integrator("hermite").max_steps = 2_000
     _, _, terminated, _, info = env.step(0)
     assert terminated and info["max_steps_reached"] and not info["nonfinite"]
