@@ -1,9 +1,13 @@
 """Numerical PDE solvers in torch (batched, CPU/GPU), initial-condition samplers and
-spectral helpers. Solvers follow the stepper protocol of :mod:`physim.timestepping`."""
+spectral helpers. Solvers follow the stepper protocol of :mod:`physim.timestepping`.
 
+A pseudo-spectral solver is a PDE (its right-hand side as a
+:class:`~physim.solvers.schemes.SemiLinear` term, ``pde.term``) plus a time scheme of
+:mod:`physim.solvers.schemes` (``pde.scheme``, chosen with ``scheme=``)."""
+
+from . import schemes
 from ._advection import Advection1D, GaussianPulse
 from ._burgers import Burgers1D, burgers_sine_solution
-from ._etdrk import ETDRK4, phi_functions, step_doubling
 from ._fv import (
     TIME_SCHEMES,
     FiniteVolumeNS2D,
@@ -35,6 +39,7 @@ from ._fv_operators import (
 )
 from ._generate import DatasetGenerator
 from ._grf import GaussianRandomField
+from ._kdv import KortewegDeVries1D, kdv_soliton
 from ._kolmogorov import FilteredVelocityField, KolmogorovFlow, downsample_staggered
 from ._ks import KuramotoSivashinsky1D
 from ._ns2d import (
@@ -51,6 +56,8 @@ from ._spectral import (
     rfft_wavenumber_grid,
     spectral_resample,
 )
+from ._spectral1d import Convection1D, SpectralPDE1D
+from .schemes import ETDRK4, phi_functions, step_doubling
 
 __all__ = [
     # dataset generation
@@ -61,6 +68,8 @@ __all__ = [
     "burgers_sine_solution",
     "FNOForcing",
     "Forcing",
+    "KortewegDeVries1D",
+    "kdv_soliton",
     "KuramotoSivashinsky1D",
     "NavierStokes2D",
     "taylor_green_vorticity",
@@ -96,7 +105,10 @@ __all__ = [
     "GaussianRandomField",
     "TaylorGreenVorticity",
     "RandomSines",
-    # exponential integrators
+    # terms and time schemes (the schemes and SemiLinear: physim.solvers.schemes)
+    "Convection1D",
+    "SpectralPDE1D",
+    "schemes",
     "ETDRK4",
     "phi_functions",
     "step_doubling",

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from physim.timestepping import StepResult
 
-from ._ns2d import _COMPLEX, _DTYPES
+from ._dtypes import COMPLEX_DTYPES, resolve_dtype
 from ._spectral import fft_wavenumbers
 
 __all__ = ["Advection1D", "GaussianPulse"]
@@ -43,7 +43,7 @@ def _spectral_rk4(solver: Advection1D, u: Tensor, dt: float) -> Tensor:
     # numbers as the four stages, in one kernel).
     z = solver._derivative * (-solver.velocity * dt)
     amplification = 1.0 + z * (1.0 + z / 2.0 * (1.0 + z / 3.0 * (1.0 + z / 4.0)))
-    u_hat = torch.fft.rfft(u) * amplification.to(_COMPLEX[solver.dtype])
+    u_hat = torch.fft.rfft(u) * amplification.to(COMPLEX_DTYPES[solver.dtype])
     return torch.fft.irfft(u_hat, n=solver.num_points)
 
 
@@ -52,7 +52,7 @@ def _exact(solver: Advection1D, u: Tensor, dt: float) -> Tensor:
     # included, whose grid values are then scaled by cos(c k_N dt), as the shifted
     # interpolant's are).
     shift = torch.exp(solver._wavenumbers * (-1j * solver.velocity * dt))
-    u_hat = torch.fft.rfft(u) * shift.to(_COMPLEX[solver.dtype])
+    u_hat = torch.fft.rfft(u) * shift.to(COMPLEX_DTYPES[solver.dtype])
     return torch.fft.irfft(u_hat, n=solver.num_points)
 
 
@@ -178,11 +178,7 @@ class Advection1D:
             raise ValueError(
                 f"Advection1D: num_points must be an integer >= 4, got {num_points!r}."
             )
-        resolved = _DTYPES.get(dtype) if isinstance(dtype, str) else dtype
-        if resolved not in _COMPLEX:
-            raise ValueError(
-                f"Advection1D: dtype must be float32 or float64, got {dtype!r}."
-            )
+        resolved = resolve_dtype("Advection1D", dtype)
         self.velocity = float(velocity)
         self.domain = _domain("Advection1D", domain)
         self.num_points = n = int(num_points)

@@ -1,4 +1,5 @@
-"""Pseudo-spectral viscous Burgers solver (ETDRK4) and its Cole-Hopf exact solution."""
+"""Pseudo-spectral viscous Burgers solver (ETDRK4 by default) and its Cole-Hopf
+exact solution."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ from jaxtyping import Float
 from scipy.special import ive
 from torch import Tensor
 
-from ._spectral1d import ConservativeSpectral1D
+from ._spectral1d import Convection1D
+from .schemes import SchemeFactory
 
 __all__ = ["Burgers1D", "burgers_sine_solution"]
 
 
-class Burgers1D(ConservativeSpectral1D):
+class Burgers1D(Convection1D):
     """The 1-D viscous Burgers equation, periodic, pseudo-spectral, ETDRK4 in time.
 
     Equation on ``[0, L)`` (periodic)::
@@ -29,15 +31,16 @@ class Burgers1D(ConservativeSpectral1D):
 
     Space: Fourier, ``k = 2 pi m / L``. The viscous symbol ``-nu k^2`` is diagonal; the
     advection term is taken in conservative form ``-(i k / 2) rfft(u^2)`` with
-    Orszag's 2/3 rule. Momentum (the mean) is conserved exactly. (Shared with KS:
-    :class:`~physim.solvers._spectral1d.ConservativeSpectral1D`.)
+    Orszag's 2/3 rule. Momentum (the mean) is conserved exactly. (The grid,
+    de-aliasing and stepping are :class:`~physim.solvers.SpectralPDE1D`'s.)
 
-    Time: ETDRK4 (Cox & Matthews; :class:`~physim.solvers._etdrk.ETDRK4`): the
+    Time: ETDRK4 (Cox & Matthews; :class:`~physim.solvers.schemes.ETDRK4`) unless
+    ``scheme=`` names another scheme of :mod:`physim.solvers.schemes`: the
     diffusion is integrated exactly, so the step is limited by advection only (a
     Courant number ``max|u| dt / dx`` up to about 1; :class:`CFLController` uses
     ``grid_spacing`` and ``max_speed``). Fourth order. With ``error_estimate=True``
     every step is also taken as two half steps, and the error is Richardson's estimate
-    (:func:`~physim.solvers._etdrk.step_doubling`). Alternatives: an
+    (:class:`~physim.solvers.schemes.StepDoubling`). Alternatives: an
     integrating-factor Runge-Kutta pair (Lawson; a cheap embedded estimate, but larger
     error constants on stiff problems, Kassam & Trefethen 2005), an IMEX pair such as
     Kennedy & Carpenter's ARK4(3)6L (embedded estimate, but only L-stable, not exact,
@@ -54,6 +57,8 @@ class Burgers1D(ConservativeSpectral1D):
         viscosity: ``nu``, > 0 (a spectral method needs the viscous fronts resolved).
         domain_extent: ``L``, > 0.
         error_estimate: return a step-doubling error estimate from :meth:`step`.
+        scheme: the time scheme (a class of :mod:`physim.solvers.schemes` or a
+            ``functools.partial`` of one); default ETDRK4.
         dtype: ``float32`` or ``float64`` (or their names).
         device: where the state and operators live.
 
@@ -68,6 +73,7 @@ class Burgers1D(ConservativeSpectral1D):
     """
 
     name = "burgers_1d"
+    equation = "u_t + u u_x = nu u_xx"
 
     def __init__(
         self,
@@ -76,6 +82,7 @@ class Burgers1D(ConservativeSpectral1D):
         domain_extent: float = 1.0,
         *,
         error_estimate: bool = False,
+        scheme: SchemeFactory | None = None,
         dtype: torch.dtype | str = torch.float32,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -91,31 +98,17 @@ class Burgers1D(ConservativeSpectral1D):
             )
         self.viscosity = float(viscosity)
         super().__init__(
-            "Burgers1D",
             num_points,
             float(domain_extent),
-            1.0,
-            dealias=True,
             error_estimate=error_estimate,
-            contour_points=32,
+            scheme=scheme,
             dtype=dtype,
             device=device,
         )
-        self.grid_spacing = float(self.domain_extent) / self.num_points
 
     def symbol(self, k: Tensor) -> Tensor:
         """``-nu k^2``: diffusion."""
         return -self.viscosity * k**2
-
-    def coordinates(self, num_points: int | None = None) -> dict[str, Tensor]:
-        """Cell positions ``i L / M`` (float64, CPU).
-
-        Args:
-            num_points: ``M``; default the solver's ``N``.
-        """
-        m = self.num_points if num_points is None else int(num_points)
-        extent = float(self.domain_extent)
-        return {"x": extent * torch.arange(m, dtype=torch.float64) / m}
 
     def parameters(self) -> dict[str, Any]:
         """Plain values for file attributes."""
@@ -125,7 +118,7 @@ class Burgers1D(ConservativeSpectral1D):
             "viscosity": self.viscosity,
             "num_points": self.num_points,
             "domain_extent": float(self.domain_extent),
-            "scheme": self.scheme,
+            "scheme": self.scheme.name,
             "error_estimate": self.error_estimate,
             "dealiasing": "2/3 rule, |m| < N/3",
             "dtype": str(self.dtype).removeprefix("torch."),
@@ -134,14 +127,6 @@ class Burgers1D(ConservativeSpectral1D):
     def max_speed(self, y: Float[Tensor, "B N"]) -> Float[Tensor, " B"]:
         """``max |u|`` per trajectory (for :class:`CFLController`)."""
         return y.abs().amax(dim=-1)
-
-    def __repr__(self) -> str:
-        return (
-            f"Burgers1D(num_points={self.num_points}, viscosity={self.viscosity}, "
-            f"domain_extent={float(self.domain_extent)}, "
-            f"error_estimate={self.error_estimate}, dtype={self.dtype}, "
-            f"device={self.device})"
-        )
 
 
 def burgers_sine_solution(

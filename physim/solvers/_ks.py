@@ -1,7 +1,8 @@
-"""Pseudo-spectral Kuramoto-Sivashinsky solver with ETDRK4 time stepping."""
+"""Pseudo-spectral Kuramoto-Sivashinsky solver (ETDRK4 by default)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +11,8 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from ._spectral1d import ConservativeSpectral1D
+from ._spectral1d import Convection1D
+from .schemes import ETDRK4, SchemeFactory
 
 __all__ = ["KuramotoSivashinsky1D"]
 
@@ -18,11 +20,7 @@ __all__ = ["KuramotoSivashinsky1D"]
 BIND_KEYS = {"domain_extent": "domain_extent", "frame_interval": "time_scale"}
 
 
-def _describe(value: Tensor) -> float | str:
-    return float(value) if value.ndim == 0 else "per-trajectory"
-
-
-class KuramotoSivashinsky1D(ConservativeSpectral1D):
+class KuramotoSivashinsky1D(Convection1D):
     """The 1-D Kuramoto-Sivashinsky equation, pseudo-spectral, ETDRK4 in time.
 
     Equation on ``[0, L)`` (periodic)::
@@ -41,12 +39,14 @@ class KuramotoSivashinsky1D(ConservativeSpectral1D):
     all modes in physical space, as the LPSDA/PDE-Refiner data were made with
     ``scipy.fftpack.diff``; at 256 points and ``L ~ 64`` the modes above ``N/3`` are
     damped by ``exp(-k^4 t)`` and the two agree to about 1e-8 over 20 time units). The
-    mean is conserved exactly. (Shared with Burgers:
-    :class:`~physim.solvers._spectral1d.ConservativeSpectral1D`.)
+    mean is conserved exactly. (The grid, de-aliasing and stepping are
+    :class:`~physim.solvers.SpectralPDE1D`'s.)
 
-    Time: ETDRK4 (Cox & Matthews) with contour-integral phi functions; fourth order,
-    four nonlinear evaluations (ten real FFTs of length ``N`` with the two of the
-    physical state) per step. ``error_estimate=True`` adds a step-doubling estimate
+    Time: ETDRK4 (Cox & Matthews) with contour-integral phi functions by default;
+    fourth order, four nonlinear evaluations (ten real FFTs of length ``N`` with the
+    two of the physical state) per step. ``scheme=`` takes any scheme of
+    :mod:`physim.solvers.schemes` (e.g. ``IMEXCrankNicolsonHeun``, second order with
+    a free error estimate). ``error_estimate=True`` adds a step-doubling estimate
     (3x the work) for error-based step-size control; constant-step generation leaves
     it off. For :class:`~physim.timestepping.CFLController`, ``grid_spacing`` is
     ``1/N`` (domain units) and ``max_speed`` is ``tau max|u| / L`` per trajectory (the
@@ -75,7 +75,10 @@ class KuramotoSivashinsky1D(ConservativeSpectral1D):
         time_scale: physical time per solver time unit (> 0), a number or ``[B]``.
         dealias: apply the 2/3 rule to the nonlinear term.
         error_estimate: return a step-doubling error estimate from :meth:`step`.
-        contour_points: points of the phi-function contour integral.
+        contour_points: points of the phi-function contour integral of the default
+            scheme.
+        scheme: the time scheme (a class of :mod:`physim.solvers.schemes` or a
+            ``functools.partial`` of one); default ETDRK4 with ``contour_points``.
         dtype: ``float32`` or ``float64`` (or their names).
         device: where the state and operators live.
 
@@ -91,6 +94,7 @@ class KuramotoSivashinsky1D(ConservativeSpectral1D):
     """
 
     name = "kuramoto_sivashinsky_1d"
+    equation = "u_t + u u_x + u_xx + u_xxxx = 0"
 
     def __init__(
         self,
@@ -101,17 +105,18 @@ class KuramotoSivashinsky1D(ConservativeSpectral1D):
         dealias: bool = True,
         error_estimate: bool = False,
         contour_points: int = 32,
+        scheme: SchemeFactory | None = None,
         dtype: torch.dtype | str = torch.float32,
         device: str | torch.device = "cpu",
     ) -> None:
+        self.contour_points = int(contour_points)
         super().__init__(
-            "KuramotoSivashinsky1D",
             num_points,
             domain_extent,
             time_scale,
             dealias=dealias,
             error_estimate=error_estimate,
-            contour_points=contour_points,
+            scheme=scheme or functools.partial(ETDRK4, contour_points=contour_points),
             dtype=dtype,
             device=device,
         )
@@ -163,6 +168,7 @@ class KuramotoSivashinsky1D(ConservativeSpectral1D):
             dealias=self.dealias,
             error_estimate=self.error_estimate,
             contour_points=self.contour_points,
+            scheme=self._scheme_factory,
             dtype=self.dtype,
             device=self.device,
         )
@@ -178,29 +184,14 @@ class KuramotoSivashinsky1D(ConservativeSpectral1D):
         return {"x": torch.arange(m, dtype=torch.float64) / m}
 
     def parameters(self) -> dict[str, Any]:
-        """Plain values for file attributes."""
+        """Plain values for file attributes: :class:`SpectralPDE1D`'s, the units of
+        ``x`` and the contour points (the keys of the ``ks1d`` fingerprints)."""
         return {
-            "pde": self.name,
-            "equation": "u_t + u u_x + u_xx + u_xxxx = 0",
-            "num_points": self.num_points,
-            "domain_extent": _describe(self.domain_extent),
-            "time_scale": _describe(self.time_scale),
+            **super().parameters(),
             "x_units": "fraction of the domain (x / domain_extent)",
-            "scheme": self.scheme,
             "contour_points": self.contour_points,
-            "dealiasing": "2/3 rule, |m| < N/3" if self.dealias else "none",
-            "dtype": str(self.dtype).removeprefix("torch."),
         }
 
     def max_speed(self, y: Float[Tensor, "B N"]) -> Float[Tensor, " B"]:
         """``tau max|u| / L`` per trajectory (domain units per solver time unit)."""
         return y.abs().amax(dim=-1).double() * self._speed_scale
-
-    def __repr__(self) -> str:
-        return (
-            f"KuramotoSivashinsky1D(num_points={self.num_points}, "
-            f"domain_extent={_describe(self.domain_extent)}, "
-            f"time_scale={_describe(self.time_scale)}, dealias={self.dealias}, "
-            f"error_estimate={self.error_estimate}, dtype={self.dtype}, "
-            f"device={self.device})"
-        )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Complex, Float
@@ -14,7 +13,17 @@ from torch import Tensor
 
 from physim.timestepping import StepResult
 
+from ._dtypes import COMPLEX_DTYPES, resolve_dtype
 from ._spectral import dealias_mask, rfft_wavenumber_grid
+from ._vorticity import VorticityAdvection
+from .schemes import (
+    IMEXCrankNicolsonHeun,
+    Scheme,
+    SchemeFactory,
+    SchemeOrders,
+    SemiLinear,
+    build_scheme,
+)
 
 __all__ = [
     "FNOForcing",
@@ -22,24 +31,6 @@ __all__ = [
     "NavierStokes2D",
     "taylor_green_vorticity",
 ]
-
-_DTYPES = {
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "torch.float32": torch.float32,
-    "torch.float64": torch.float64,
-}
-_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
-
-
-def _resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
-    resolved = _DTYPES.get(dtype) if isinstance(dtype, str) else dtype
-    if resolved not in _COMPLEX:
-        raise ValueError(
-            f"NavierStokes2D: dtype must be float32 or float64 (a torch.dtype or its "
-            f"name), got {dtype!r}."
-        )
-    return resolved
 
 
 @runtime_checkable
@@ -149,16 +140,7 @@ class TaylorGreenVorticity:
         }
 
 
-class _CNFactors(NamedTuple):
-    """Per-dt factors of the IMEX step (see :meth:`NavierStokes2D.step`)."""
-
-    amplification: Tensor  # (1 + dt/2 L) / (1 - dt/2 L), real
-    masked_gain: Tensor  # mask * dt / (1 - dt/2 L), real
-    half_masked_gain: Tensor  # half of the above
-    forcing: Tensor | None  # dt / (1 - dt/2 L) * f_hat, complex
-
-
-class NavierStokes2D:
+class NavierStokes2D(SchemeOrders):
     """2-D incompressible Navier-Stokes in vorticity form, pseudo-spectral, unit torus.
 
     Equation on ``[0, 1)^2`` (periodic)::
@@ -175,30 +157,26 @@ class NavierStokes2D:
     and the vorticity gradient come from one batched inverse transform of a 4-channel
     stack (``irfft2``, run as its two 1-D passes so that the columns zeroed by the mask
     are skipped) and the product goes back with one ``rfft2``: a step costs 2 + 2
-    batched transforms and about a dozen element-wise kernels.
+    batched transforms and about a dozen element-wise kernels. Large batches are
+    evaluated in chunks through kept buffers, bit-identically
+    (:class:`~physim.solvers._vorticity.VorticityAdvection`: freshly allocated
+    temporaries cost more than the arithmetic on a CPU).
 
-    Time: IMEX, second order, Crank-Nicolson on the viscous term and Heun (the explicit
-    trapezoidal rule) on advection + forcing::
+    Time: a scheme of :mod:`physim.solvers.schemes` advances the vorticity term
+    (:attr:`term`: the symbol ``L = -nu |k|^2`` and ``N(w) = f_hat - mask *
+    rfft2(u . grad w)``). The default,
+    :class:`~physim.solvers.schemes.IMEXCrankNicolsonHeun`, is second order,
+    Crank-Nicolson on the viscous term and Heun on advection + forcing, with a free
+    embedded error estimate (order 1 vs 2) for PI control; its docstring explains the
+    choice over CNAB2, ETDRK2 and jax-cfd's ``crank_nicolson_rk4``. Heun's explicit
+    part is only weakly stable for pure advection, so keep the Courant number around
+    0.5 or below (the viscosity damps the de-aliased band's edge).
+    ``scheme=ETDRK4`` integrates the viscous term exactly (fourth order, four
+    evaluations a step); ``error_estimate=True`` adds step doubling to a scheme
+    without an embedded estimate.
 
-        (1 - dt/2 L) w*      = (1 + dt/2 L) w_n + dt N(w_n)
-        (1 - dt/2 L) w_{n+1} = (1 + dt/2 L) w_n + dt/2 (N(w_n) + N(w*))
-
-    with ``L = -nu |k|^2`` (diagonal, so the "solves" are divisions). The predictor
-    ``w*`` is a first-order solution, so ``error = w_{n+1} - w* = dt/2 (N(w*) - N(w_n))
-    / (1 - dt/2 L)`` is a free embedded error estimate (order 1 vs 2) for PI control.
-    Why this scheme: the FNO reference solver's Crank-Nicolson + explicit Euler is only
-    first order in time; ETDRK2 (Cox & Matthews 2002) integrates the linear part exactly
-    but needs phi-function coefficients per dt and has no cheap embedded estimate;
-    CNAB2 (Crank-Nicolson Adams-Bashforth, common in spectral DNS codes) costs one
-    nonlinear evaluation per step instead of two but needs the previous ``N`` as
-    history, which breaks (or needs variable-step coefficients) whenever a controller
-    changes ``dt``; jax-cfd's ``crank_nicolson_rk4`` is more accurate per step but
-    costs four evaluations. Heun keeps every step self-contained. Its explicit part
-    is only weakly stable for pure advection, so keep the Courant number around 0.5 or
-    below (the viscosity damps the de-aliased band's edge).
-
-    Cost: dt-dependent Crank-Nicolson factors are cached per ``float(dt)`` (a few
-    entries), wavenumbers, ``1/|k|^2``, the de-aliasing mask and the forcing spectrum
+    Cost: dt-dependent factors are cached per ``float(dt)`` (a few entries) by the
+    scheme; wavenumbers, ``1/|k|^2``, the de-aliasing mask and the forcing spectrum
     are built once on the solver's device. Runs unchanged on CUDA.
 
     Good values: ``num_points=64, viscosity=1e-3`` with ``CFLController(0.5,
@@ -211,6 +189,12 @@ class NavierStokes2D:
         num_points: grid points per axis ``N``, even, >= 4.
         viscosity: kinematic viscosity ``nu``, > 0.
         forcing: a steady :class:`Forcing`; ``None`` for unforced flow.
+        scheme: the time scheme, a class of :mod:`physim.solvers.schemes` or a
+            ``functools.partial`` of one, called with :attr:`term`; default
+            :class:`~physim.solvers.schemes.IMEXCrankNicolsonHeun`.
+        error_estimate: wrap a scheme without an embedded error estimate in
+            :class:`~physim.solvers.schemes.StepDoubling` (3x the work), for
+            :class:`~physim.timestepping.PIDController`.
         dtype: ``float32`` or ``float64`` (or their names); the state is complex64 or
             complex128.
         device: where the state and the precomputed operators live.
@@ -229,9 +213,6 @@ class NavierStokes2D:
     name = "navier_stokes_2d"
     channel_names = ("vorticity",)
     spatial_dims = ("x", "y")
-    order = 2
-    scheme = "imex_crank_nicolson_heun"
-    _cache_size = 8
 
     def __init__(
         self,
@@ -239,6 +220,8 @@ class NavierStokes2D:
         viscosity: float = 1e-3,
         forcing: Forcing | None = FNOForcing(),  # noqa: B008  (frozen, immutable)
         *,
+        scheme: SchemeFactory | None = None,
+        error_estimate: bool = False,
         dtype: torch.dtype | str = torch.float32,
         device: str | torch.device = "cpu",
     ) -> None:
@@ -260,8 +243,8 @@ class NavierStokes2D:
         self.num_points = n = int(num_points)
         self.viscosity = float(viscosity)
         self.forcing = forcing
-        self.dtype = _resolve_dtype(dtype)
-        self.complex_dtype = _COMPLEX[self.dtype]
+        self.dtype = resolve_dtype("NavierStokes2D", dtype)
+        self.complex_dtype = COMPLEX_DTYPES[self.dtype]
         self.device = torch.device(device)
         self.grid_spacing = 1.0 / n
 
@@ -281,15 +264,29 @@ class NavierStokes2D:
         gradient = torch.stack([(1j * kx).expand(shape), (1j * ky).expand(shape)])
         self._velocity_op = velocity.to(self.complex_dtype)
         advection = torch.cat([velocity, gradient]) * mask
-        self._advection_op = advection[..., : self._num_kept].to(self.complex_dtype)
-        self._mask = mask.to(torch.float64)
-        self._linear = -self.viscosity * k2  # float64 symbol of nu lap
-        self._forcing_hat: Tensor | None = None
+        #: ``A(w_hat) = rfft2(u . grad(w))`` from de-aliased factors.
+        self._advection = VorticityAdvection(
+            advection[..., : self._num_kept].to(self.complex_dtype), n
+        )
+        forcing_hat = None
         if forcing is not None:
             x = torch.arange(n, dtype=torch.float64, device=self.device) / n
             f = forcing(x[:, None], x[None, :]).to(torch.float64)
-            self._forcing_hat = torch.fft.rfft2(f)
-        self._cn_cache: OrderedDict[float, _CNFactors] = OrderedDict()
+            forcing_hat = torch.fft.rfft2(f)
+        #: The right-hand side ``dw_hat/dt = L w_hat + f_hat + W A(w_hat)``: the
+        #: symbol of ``nu lap``, the forcing spectrum, ``W = -mask`` and ``A`` the
+        #: transform of ``u . grad(w)`` from de-aliased factors (float64 operators).
+        self.term = SemiLinear(
+            linear=-self.viscosity * k2,
+            nonlinear=self._advection,
+            dtype=self.complex_dtype,
+            weight=-mask.to(torch.float64),
+            forcing=forcing_hat,
+        )
+        self.error_estimate = bool(error_estimate)
+        self.scheme: Scheme = build_scheme(
+            scheme or IMEXCrankNicolsonHeun, self.term, error_estimate=error_estimate
+        )
 
     # ------------------------------------------------------------------ conversions
     def encode(self, u: Float[Tensor, "B 1 N N"]) -> Complex[Tensor, "B N K"]:
@@ -326,78 +323,32 @@ class NavierStokes2D:
         x = torch.arange(m, dtype=torch.float64) / m
         return {"x": x, "y": x.clone()}
 
-    def parameters(self) -> dict[str, float | int | str]:
-        """Plain values for file attributes."""
-        return {
+    def parameters(self) -> dict[str, float | int | str | bool]:
+        """Plain values for file attributes (``error_estimate`` only when set, so
+        that the default's dataset fingerprints stay as they were)."""
+        params: dict[str, float | int | str | bool] = {
             "pde": self.name,
             "viscosity": self.viscosity,
             "num_points": self.num_points,
             "domain_extent": 1.0,
             "forcing": "none" if self.forcing is None else self.forcing.describe(),
-            "scheme": self.scheme,
+            "scheme": self.scheme.name,
             "dealiasing": "2/3 rule, |k_i| < N/3",
             "dtype": str(self.dtype).removeprefix("torch."),
         }
+        if self.error_estimate:
+            params["error_estimate"] = True
+        return params
 
     # ------------------------------------------------------------------ physics
-    def _advection(self, w_hat: Complex[Tensor, "B N K"]) -> Complex[Tensor, "B N K"]:
-        """``rfft2(u . grad(w))`` from de-aliased factors (not yet masked itself)."""
-        n = self.num_points
-        # One batched inverse transform of the stack (u, v, w_x, w_y), one forward
-        # transform of the product. The inverse is split into its two 1-D passes so that
-        # the k_y >= N/3 columns, zero after de-aliasing, are never transformed: same
-        # result as irfft2 on the zero-padded stack (irfft pads to n), ~25% cheaper.
-        stack = w_hat[..., : self._num_kept].unsqueeze(1) * self._advection_op
-        fields = torch.fft.irfft(torch.fft.ifft(stack, dim=-2), n=n, dim=-1)
-        u, v, w_x, w_y = fields.unbind(1)
-        return torch.fft.rfft2(torch.addcmul(u * w_x, v, w_y))
-
-    def _crank_nicolson(self, dt: float) -> _CNFactors:
-        """Crank-Nicolson factors for ``dt``, cached per ``float(dt)`` (LRU, a few)."""
-        key = float(dt)
-        factors = self._cn_cache.get(key)
-        if factors is None:
-            denominator = 1.0 - 0.5 * key * self._linear
-            gain = key / denominator
-            forcing = None
-            if self._forcing_hat is not None:
-                forcing = (gain * self._forcing_hat).to(self.complex_dtype)
-            factors = _CNFactors(
-                amplification=((1.0 + 0.5 * key * self._linear) / denominator).to(
-                    self.dtype
-                ),
-                masked_gain=(gain * self._mask).to(self.dtype),
-                half_masked_gain=(0.5 * gain * self._mask).to(self.dtype),
-                forcing=forcing,
-            )
-            self._cn_cache[key] = factors
-            if len(self._cn_cache) > self._cache_size:
-                self._cn_cache.popitem(last=False)
-        else:
-            self._cn_cache.move_to_end(key)
-        return factors
-
     def step(self, y: Complex[Tensor, "B N K"], t: float, dt: float) -> StepResult:
-        """One IMEX Crank-Nicolson/Heun step of size ``dt`` from the spectral ``y``.
+        """One step of the scheme of size ``dt`` from the spectral ``y``.
 
         Returns:
-            ``StepResult(y=w_{n+1}, error=w_{n+1} - w*)`` (second-order solution and
-            the difference to the embedded first-order predictor).
+            ``StepResult(y, error)``; with the default IMEX scheme ``error = w_{n+1}
+            - w*`` (the difference to the embedded first-order predictor).
         """
-        # With N(w) = f - mask * A(w), A = rfft2(u . grad w), G = dt / (1 - dt/2 L):
-        #   w*      = amp w_n + G f - G mask A(w_n)
-        #   w_{n+1} = w* + G mask (A(w_n) - A(w*)) / 2
-        # so f, mask and G are folded into per-dt factors and each line is one kernel.
-        cn = self._crank_nicolson(dt)
-        a0 = self._advection(y)
-        if cn.forcing is None:
-            predictor = y * cn.amplification
-        else:
-            predictor = torch.addcmul(cn.forcing, cn.amplification, y)
-        predictor.addcmul_(cn.masked_gain, a0, value=-1.0)
-        a1 = self._advection(predictor)
-        error = a0.sub_(a1).mul_(cn.half_masked_gain)
-        return StepResult(y=predictor.add_(error), error=error)
+        return self.scheme.step(y, t, dt)
 
     def time_derivative(
         self, y: Complex[Tensor, "B N K"], t: float = 0.0
@@ -408,21 +359,50 @@ class NavierStokes2D:
         of :meth:`step` (used by residual error indicators, e.g.
         :class:`physim.rollout.PDEResidual`). The flow is autonomous; ``t`` is unused.
         """
-        rhs = self._linear.to(self.dtype) * y
-        rhs = rhs - self._mask.to(self.dtype) * self._advection(y)
-        if self._forcing_hat is not None:
-            rhs = rhs + self._forcing_hat.to(self.complex_dtype)
-        return rhs
+        return self.term.vector_field(y, t)
 
     def max_speed(self, y: Complex[Tensor, "B N K"]) -> Float[Tensor, " B"]:
-        """``max |u|`` over the grid, per trajectory (for :class:`CFLController`)."""
+        """``max |u|`` over the grid, per trajectory (for :class:`CFLController`;
+        in the advection's batch chunks, see :mod:`physim.solvers._vorticity`)."""
+        chunk = self._advection.chunk_size(y)
+        if chunk is None or chunk >= y.shape[0]:
+            return self._max_speed(y)
+        return torch.cat([self._max_speed(part) for part in y.split(chunk)])
+
+    def _max_speed(self, y: Complex[Tensor, "B N K"]) -> Float[Tensor, " B"]:
         n = self.num_points
         velocity = torch.fft.irfft2(y.unsqueeze(1) * self._velocity_op, s=(n, n))
         return velocity.square().sum(dim=1).flatten(1).amax(dim=1).sqrt()
+
+    # The explicit schemes' advection (Heun, RK4, ETDRK4's stages) has no sharp CFL
+    # bound under viscous damping. Heun's explicit part amplifies pure advection
+    # modes by |1 + z + z^2/2| > 1 for imaginary z (only the viscous Crank-Nicolson
+    # factor damps them), so too large a step grows small-scale garbage instead of
+    # NaNs (issue 24 saw a vorticity maximum of 46.5 at Courant 5 against 1.69 at
+    # 0.5). 1 is a margin, not a sharp limit: the dealiased band edge then has
+    # |z| = 2 pi C / 3 ~ 2, where the O(|z|^4) growth is no longer small.
+    courant_limit = 1.0
+
+    def check_controller(self, controller: object) -> None:
+        """Refuse a ``CFLController`` above :attr:`courant_limit` before any work.
+
+        Raises:
+            ValueError: names the setting, the bound and the good value.
+        """
+        courant = getattr(controller, "courant_number", None)
+        if courant is not None and courant > self.courant_limit * (1.0 + 1e-12):
+            raise ValueError(
+                f"{type(controller).__name__}: courant_number={courant:g} exceeds "
+                f"{self.courant_limit:g}, above which NavierStokes2D's explicit "
+                f"advection ({self.scheme.name}) silently amplifies the smallest "
+                "scales; use "
+                "courant_number <= 1 (0.5 is the tested value)."
+            )
 
     def __repr__(self) -> str:
         forcing = "None" if self.forcing is None else repr(self.forcing)
         return (
             f"NavierStokes2D(num_points={self.num_points}, viscosity={self.viscosity}, "
-            f"forcing={forcing}, dtype={self.dtype}, device={self.device})"
+            f"forcing={forcing}, scheme={self.scheme!r}, dtype={self.dtype}, "
+            f"device={self.device})"
         )

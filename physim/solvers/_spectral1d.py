@@ -1,14 +1,18 @@
-"""The shared base of the 1-D pseudo-spectral ETDRK4 solvers (Burgers, KS).
+"""The base of the 1-D pseudo-spectral PDEs: ``u_t = L u + c(k) F[g(u)]``, periodic.
 
-Both PDEs are ``u_t = L u - (1/2) (u^2)_x`` on a periodic interval with a diagonal
-Fourier symbol ``L``; a concrete PDE supplies only the symbol (:meth:`symbol`), the
-pattern of exponax's ``BaseStepper``. The base owns the grid, the dealiased
-nonlinearity, the ETDRK4 scheme, the step-doubling error estimate and the conversions.
+A concrete PDE supplies three small hooks, the pattern of exponax's ``BaseStepper``:
+its linear symbol ``L(k)``, and its nonlinear term as a pointwise function ``g(u)`` in
+physical space with a Fourier factor ``c(k)`` in front (``-i k / 2`` and ``u^2`` for
+the conservative convection of Burgers and KS, ``1`` and ``u - u^3`` for a reaction).
+The base owns the grid, the de-aliasing (so that a new term cannot forget it), the
+term (:class:`~physim.solvers.schemes.SemiLinear`), the scheme (ETDRK4 unless told
+otherwise), the optional error estimate and the conversions.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 from jaxtyping import Complex, Float
@@ -16,11 +20,18 @@ from torch import Tensor
 
 from physim.timestepping import StepResult
 
-from ._etdrk import ETDRK4, step_doubling
-from ._ns2d import _COMPLEX, _DTYPES
+from ._dtypes import COMPLEX_DTYPES, resolve_dtype
 from ._spectral import fft_wavenumbers
+from .schemes import (
+    ETDRK4,
+    Scheme,
+    SchemeFactory,
+    SchemeOrders,
+    SemiLinear,
+    build_scheme,
+)
 
-__all__ = ["ConservativeSpectral1D", "positive_values"]
+__all__ = ["Convection1D", "SpectralPDE1D", "positive_values"]
 
 
 def positive_values(owner: str, name: str, value: float | Tensor) -> Tensor:
@@ -40,61 +51,75 @@ def positive_values(owner: str, name: str, value: float | Tensor) -> Tensor:
     return tensor
 
 
-class ConservativeSpectral1D:
-    """``u_t = L u - (1/2) (u^2)_x`` on ``[0, extent)``, periodic, ETDRK4 in time.
+def describe(value: Tensor) -> float | str:
+    """A per-trajectory parameter for file attributes: its value, or a marker."""
+    return float(value) if value.ndim == 0 else "per-trajectory"
+
+
+class SpectralPDE1D(SchemeOrders):
+    """``u_t = L u + c(k) F[g(u)]`` on ``[0, extent)``, periodic, pseudo-spectral.
+
+    Subclasses set :attr:`name` and :attr:`equation` and implement :meth:`symbol`,
+    :meth:`nonlinear_symbol` and :meth:`pointwise` (see
+    :class:`~physim.solvers.KortewegDeVries1D` for a whole PDE in a few lines).
 
     State: the physical field ``[B, N]`` (real). Each step transforms it (2 of the 10
-    length-``N`` FFTs of a step), so that the error estimate, and the tolerances of
-    :class:`~physim.timestepping.PIDController`, are pointwise values of ``u``; a
-    spectral state would make ``atol`` a value in unnormalised Fourier units and
-    ``rtol`` a per-mode tolerance.
+    length-``N`` FFTs of an ETDRK4 step), so that the error estimate, and the
+    tolerances of :class:`~physim.timestepping.PIDController`, are pointwise values of
+    ``u``; a spectral state would make ``atol`` a value in unnormalised Fourier units
+    and ``rtol`` a per-mode tolerance.
 
-    Space: Fourier modes ``m = 0..N/2``, ``k = 2 pi m / extent``; the nonlinear term in
-    conservative form ``-(i k / 2) rfft(u^2)`` with Orszag's 2/3 rule (``dealias``:
-    the factor and the product are truncated to ``m < N/3``, so the kept modes of the
-    product are exact) or without (the product of all modes). The Nyquist mode of the
-    derivative is zeroed (its derivative is not real), as ``scipy.fftpack.diff`` does.
-    The mean is conserved exactly.
+    Space: Fourier modes ``m = 0..N/2``, ``k = 2 pi m / extent``. The nonlinear term
+    ``c(k) rfft(g(irfft(u_hat)))`` with Orszag's 2/3 rule (``dealias``: ``u`` and the
+    result are truncated to ``m < N/3``, so the kept modes of a quadratic ``g`` are
+    exact) or without (the Nyquist mode of the result is dropped: its derivative is
+    not real, as ``scipy.fftpack.diff`` has it).
 
-    Time: ETDRK4 (:class:`~physim.solvers._etdrk.ETDRK4`); the linear part is
-    integrated exactly. ``time_scale`` ``tau`` makes the solver's time unit ``tau``
-    physical units (it integrates ``du/ds = tau (L u + N(u))``). With
-    ``error_estimate=True`` every step is also taken as two half steps
-    (:func:`~physim.solvers._etdrk.step_doubling`, 3x the work) and ``StepResult.error``
-    is the Richardson estimate of the returned solution's local error.
+    Time: a scheme of :mod:`physim.solvers.schemes` (default
+    :class:`~physim.solvers.schemes.ETDRK4`, which integrates ``L`` exactly).
+    ``time_scale`` ``tau`` makes the solver's time unit ``tau`` physical units (it
+    integrates ``du/ds = tau (L u + N(u))``). With ``error_estimate=True`` a scheme
+    without an embedded estimate is wrapped in
+    :class:`~physim.solvers.schemes.StepDoubling` (3x the work) and
+    ``StepResult.error`` is the Richardson estimate of the returned solution's local
+    error.
 
     Args:
-        owner: the PDE's class name, for messages.
         num_points: grid points ``N``, even, >= 8.
         domain_extent: the interval length (> 0), a number or one per trajectory.
         time_scale: physical time per solver time unit (> 0), a number or one per
             trajectory.
         dealias: apply the 2/3 rule to the nonlinear term.
-        error_estimate: return a step-doubling error estimate from :meth:`step`.
-        contour_points: points of the phi-function contour integral.
+        error_estimate: return an error estimate from :meth:`step`.
+        scheme: the time scheme (a class of :mod:`physim.solvers.schemes` or a
+            ``functools.partial`` of one); default ETDRK4.
         dtype: ``float32`` or ``float64`` (or their names).
         device: where the state and operators live.
+
+    Raises:
+        ValueError: for an odd or too small ``num_points``, a non-positive or
+            non-finite ``domain_extent``/``time_scale``, per-trajectory values of
+            different lengths or an unsupported dtype.
     """
 
+    name: ClassVar[str]
+    equation: ClassVar[str]
     channel_names = ("u",)
     spatial_dims = ("x",)
-    order = 4
-    embedded_order = 4  # step doubling: both solutions are fourth order
-    scheme = "etdrk4"
 
     def __init__(
         self,
-        owner: str,
-        num_points: int,
-        domain_extent: float | Tensor,
-        time_scale: float | Tensor,
+        num_points: int = 256,
+        domain_extent: float | Tensor = 1.0,
+        time_scale: float | Tensor = 1.0,
         *,
-        dealias: bool,
-        error_estimate: bool,
-        contour_points: int,
-        dtype: torch.dtype | str,
-        device: str | torch.device,
+        dealias: bool = True,
+        error_estimate: bool = False,
+        scheme: SchemeFactory | None = None,
+        dtype: torch.dtype | str = torch.float64,
+        device: str | torch.device = "cpu",
     ) -> None:
+        owner = type(self).__name__
         if (
             isinstance(num_points, bool)
             or int(num_points) != num_points
@@ -105,11 +130,7 @@ class ConservativeSpectral1D:
                 f"{owner}: num_points must be an even integer >= 8 (the 2/3 "
                 f"de-aliasing rule keeps wavenumbers m < N/3), got {num_points!r}."
             )
-        resolved = _DTYPES.get(dtype) if isinstance(dtype, str) else dtype
-        if resolved not in _COMPLEX:
-            raise ValueError(
-                f"{owner}: dtype must be float32 or float64, got {dtype!r}."
-            )
+        self.dtype = resolve_dtype(owner, dtype)
         self.num_points = n = int(num_points)
         self.domain_extent = positive_values(owner, "domain_extent", domain_extent)
         self.time_scale = positive_values(owner, "time_scale", time_scale)
@@ -122,10 +143,9 @@ class ConservativeSpectral1D:
         self.batch_size = sizes.pop() if sizes else None
         self.dealias = bool(dealias)
         self.error_estimate = bool(error_estimate)
-        self.contour_points = int(contour_points)
-        self.dtype = resolved
         self.device = torch.device(device)
-        self._owner = owner
+        self.grid_spacing = float(self.domain_extent.max()) / n
+        self._scheme_factory = scheme or ETDRK4
 
         modes = fft_wavenumbers(n, half=True, device=self.device)  # m = 0..N/2
         self._kept = 3 * modes < n if self.dealias else modes < n // 2
@@ -133,19 +153,33 @@ class ConservativeSpectral1D:
         extent = self.domain_extent.to(self.device).reshape(-1, 1)
         scale = self.time_scale.to(self.device).reshape(-1, 1)
         k = 2.0 * math.pi * modes / extent
-        self._derivative = (-0.5j * k * scale * self._kept).to(_COMPLEX[self.dtype])
-        self._factor_mask = self._kept.to(self.dtype) if self.dealias else None
-        self._scheme = ETDRK4(
-            scale * self.symbol(k),
-            self._nonlinear,
-            dtype=self.dtype,
-            contour_points=self.contour_points,
+        complex_dtype = COMPLEX_DTYPES[self.dtype]
+        factor = self.nonlinear_symbol(k) * scale * self._kept
+        self._nonlinear_factor = factor.to(complex_dtype)
+        # Complex (zero imaginary part): the product is the same as with the real
+        # mask, without torch's conversion of a real factor in every product.
+        self._factor_mask = self._kept.to(complex_dtype) if self.dealias else None
+        #: The right-hand side in Fourier space, ``tau (L u_hat + N(u_hat))``.
+        self.term = SemiLinear(scale * self.symbol(k), self._nonlinear, complex_dtype)
+        self.scheme: Scheme = build_scheme(
+            self._scheme_factory, self.term, error_estimate=error_estimate
         )
 
+    # ------------------------------------------------------------------ the hooks
     def symbol(self, k: Tensor) -> Tensor:
-        """The linear symbol ``L(k)`` per physical time unit (the PDE's hook)."""
+        """The linear symbol ``L(k)`` per physical time unit (float64 or complex128)."""
         raise NotImplementedError
 
+    def nonlinear_symbol(self, k: Tensor) -> Tensor | complex:
+        """``c(k)``, the Fourier factor of the nonlinear term (``-i k / 2`` for the
+        conservative ``-(u^2)_x / 2``, ``1`` for a reaction)."""
+        raise NotImplementedError
+
+    def pointwise(self, u: Tensor) -> Tensor:
+        """``g(u)``, the nonlinearity in physical space (``u^2``, ``u - u^3``)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ grid
     def highest_kept_wavenumber(self) -> float:
         """``k`` of the highest mode the nonlinearity keeps, on the longest domain."""
         modes = fft_wavenumbers(self.num_points, half=True)[self._kept.cpu()]
@@ -154,16 +188,16 @@ class ConservativeSpectral1D:
     # ------------------------------------------------------------------ conversions
     def encode(self, u: Float[Tensor, "B 1 N"]) -> Float[Tensor, "B N"]:
         """Physical ``u`` ``[B, 1, N]`` -> state ``[B, N]`` (solver dtype, device)."""
-        n = self.num_points
+        n, owner = self.num_points, type(self).__name__
         if u.ndim != 3 or tuple(u.shape[1:]) != (1, n) or u.is_complex():
             raise ValueError(
-                f"{self._owner}.encode: expected a real field of shape [B, 1, {n}], "
+                f"{owner}.encode: expected a real field of shape [B, 1, {n}], "
                 f"got {tuple(u.shape)} ({u.dtype}); resample other resolutions with "
                 "physim.solvers.spectral_resample first."
             )
         if self.batch_size is not None and u.shape[0] != self.batch_size:
             raise ValueError(
-                f"{self._owner}.encode: this solver holds per-trajectory parameters "
+                f"{owner}.encode: this solver holds per-trajectory parameters "
                 f"for {self.batch_size} trajectories, got a batch of {u.shape[0]}."
             )
         return u[:, 0].to(device=self.device, dtype=self.dtype)
@@ -172,15 +206,41 @@ class ConservativeSpectral1D:
         """State ``[B, N]`` -> physical ``u`` ``[B, 1, N]``."""
         return y.unsqueeze(1)
 
+    def coordinates(self, num_points: int | None = None) -> dict[str, Tensor]:
+        """Cell positions ``i L / M`` (float64, CPU; ``L`` the longest extent).
+
+        Args:
+            num_points: ``M``; default the solver's ``N``.
+        """
+        m = self.num_points if num_points is None else int(num_points)
+        extent = float(self.domain_extent.max())
+        return {"x": extent * torch.arange(m, dtype=torch.float64) / m}
+
+    def parameters(self) -> dict[str, Any]:
+        """Plain values for file attributes."""
+        params = {
+            "pde": self.name,
+            "equation": self.equation,
+            "num_points": self.num_points,
+            "domain_extent": describe(self.domain_extent),
+            "time_scale": describe(self.time_scale),
+            "scheme": self.scheme.name,
+            "dealiasing": "2/3 rule, |m| < N/3" if self.dealias else "none",
+            "dtype": str(self.dtype).removeprefix("torch."),
+        }
+        if self.error_estimate:
+            params["error_estimate"] = True
+        return params
+
     # ------------------------------------------------------------------ stepping
     def _nonlinear(
         self, u_hat: Complex[Tensor, "B K"], t: float
     ) -> Complex[Tensor, "B K"]:
-        """``tau * rfft(-(1/2) (u^2)_x)``, de-aliased when asked."""
+        """``tau c(k) rfft(g(u))``, de-aliased when asked."""
         if self._factor_mask is not None:
             u_hat = u_hat * self._factor_mask
         u = torch.fft.irfft(u_hat, n=self.num_points)
-        return torch.fft.rfft(u.square()) * self._derivative
+        return torch.fft.rfft(self.pointwise(u)) * self._nonlinear_factor
 
     def time_derivative(
         self, y: Float[Tensor, "B N"], t: float = 0.0
@@ -189,24 +249,50 @@ class ConservativeSpectral1D:
 
         Physical in, physical out (the state is physical), with the de-aliased
         nonlinearity of :meth:`step` (used by residual error indicators, e.g.
-        :class:`physim.rollout.PDEResidual`). The PDE is autonomous; ``t`` is unused.
+        :class:`physim.rollout.PDEResidual`).
         """
-        u_hat = torch.fft.rfft(y)
-        rhs = self._scheme.linear.to(self.dtype) * u_hat + self._nonlinear(u_hat, t)
+        rhs = self.term.vector_field(torch.fft.rfft(y), t)
         return torch.fft.irfft(rhs, n=self.num_points)
 
     def step(self, y: Float[Tensor, "B N"], t: float, dt: float) -> StepResult:
-        """One ETDRK4 step of ``dt`` (solver time units) from the physical ``y``.
+        """One step of the scheme of size ``dt`` (solver time units) from ``y``.
 
         Returns:
-            ``StepResult(y, None)``, or with ``error_estimate`` the two-half-step
-            solution and its Richardson error estimate.
+            ``StepResult(y, error)``: ``error`` is ``None`` for a scheme without an
+            estimate (ETDRK4 unless ``error_estimate=True``).
         """
         n = self.num_points
-        u_hat = torch.fft.rfft(y)
-        if not self.error_estimate:
-            return StepResult(torch.fft.irfft(self._scheme.advance(u_hat, t, dt), n=n))
-        result = step_doubling(self._scheme.advance, u_hat, t, dt, order=self.order)
-        return StepResult(
-            torch.fft.irfft(result.y, n=n), torch.fft.irfft(result.error, n=n)
+        result = self.scheme.step(torch.fft.rfft(y), t, dt)
+        error = None if result.error is None else torch.fft.irfft(result.error, n=n)
+        return StepResult(torch.fft.irfft(result.y, n=n), error)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(num_points={self.num_points}, "
+            f"domain_extent={describe(self.domain_extent)}, "
+            f"time_scale={describe(self.time_scale)}, dealias={self.dealias}, "
+            f"error_estimate={self.error_estimate}, scheme={self.scheme!r}, "
+            f"dtype={self.dtype}, device={self.device})"
         )
+
+
+class Convection1D(SpectralPDE1D):
+    """A :class:`SpectralPDE1D` whose nonlinearity is convection in conservative form,
+    ``N(u) = -(a/2) (u^2)_x`` (``= -a u u_x``), ``a`` = :attr:`convection`.
+
+    The mean of ``u`` is conserved exactly. Subclasses give :meth:`symbol` (and
+    :attr:`convection` if not 1): Burgers, KS, KdV.
+    """
+
+    #: ``a`` in ``u_t + a u u_x = ...``.
+    convection: ClassVar[float] = 1.0
+
+    def nonlinear_symbol(self, k: Tensor) -> Tensor:
+        """``-i a k / 2``."""
+        # (-0.5 a) 1j is the literal -0.5j for a = 1, signed zero included, so the
+        # factor (and the ks1d/burgers1d data) are the bits they were.
+        return -0.5 * self.convection * 1j * k
+
+    def pointwise(self, u: Tensor) -> Tensor:
+        """``u^2``."""
+        return u.square()

@@ -15,13 +15,27 @@ For N in {64, 256}, batch B in {1, 64} and float32/float64 it reports
   and the ratio step / transforms (target <= 1.5). The solver skips the columns that the
   2/3 rule zeroes in the inverse transform, so the ratio can fall below 1.
 - the time of ``max_speed`` (called once per step by ``CFLController``).
+
+``--jax-cfd``: instead, the cost per right-hand-side evaluation against jax-cfd 0.2.1's
+spectral ``NavierStokes2D`` (``jax_cfd.spectral``, 2/3 filter, no forcing on either
+side), 256^2, float64, batch 1 and 16, one thread each: physim's IMEX step / 2 (it
+evaluates the advection twice) against jax-cfd's jitted ``explicit_terms`` (one
+evaluation, vmapped over the batch) and its ``crank_nicolson_rk4`` step / 5 (five
+evaluations). jax-cfd runs in a subprocess of ``PHYSIM_JAX_PYTHON`` (an interpreter
+with jax-cfd, e.g. ``/tmp/jaxenv/bin/python``; see
+``scripts/bench/bench_fv_jaxcfd.py``), taking turns with physim for
+``PHYSIM_BENCH_ROUNDS`` rounds (default 3); CPU seconds (``time.process_time``), the
+fastest block of each.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -147,5 +161,100 @@ def main() -> None:
         )
 
 
+# ------------------------------------------------------------------ vs jax-cfd
+JAX_CASES = [(256, 1), (256, 16)]
+XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+
+def best_cpu_seconds(fn: Callable[[], object], number: int, repeats: int) -> float:
+    """The fastest of ``repeats`` blocks of ``number`` calls, CPU seconds per call."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.process_time() - start) / number)
+    return best
+
+
+# Run with ``python -c`` by jax-cfd's interpreter (no torch there): prints the CPU
+# seconds of one explicit_terms call and one crank_nicolson_rk4 step as JSON.
+JAX_CASE = """
+import json, sys, time
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp
+import numpy as np
+from jax_cfd.base import grids
+from jax_cfd.spectral import equations, time_stepping
+
+n, batch = int(sys.argv[1]), int(sys.argv[2])
+grid = grids.Grid((n, n), domain=((0, 1), (0, 1)))
+equation = equations.NavierStokes2D(1e-3, grid, smooth=True)
+w = np.random.default_rng(0).standard_normal((batch, n, n))
+w_hat = jnp.fft.rfftn(jnp.asarray(w), axes=(-2, -1))
+fns = {
+    "rhs": jax.jit(jax.vmap(equation.explicit_terms)),
+    "step": jax.jit(jax.vmap(time_stepping.crank_nicolson_rk4(equation, 1e-3))),
+}
+number, times = (10 if batch == 1 else 1), {}
+for name, fn in fns.items():
+    fn(w_hat).block_until_ready()
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        for _ in range(number):
+            fn(w_hat).block_until_ready()
+        best = min(best, (time.process_time() - start) / number)
+    times[name] = best
+print(json.dumps(times))
+"""
+
+
+def compare_with_jax_cfd() -> None:
+    python = os.environ.get("PHYSIM_JAX_PYTHON", sys.executable)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "XLA_FLAGS": XLA_FLAGS}
+    rounds = int(os.environ.get("PHYSIM_BENCH_ROUNDS", "3"))
+    torch.set_num_threads(1)
+    rows = []
+    for n, batch in JAX_CASES:
+        solver = NavierStokes2D(n, 1e-3, forcing=None, dtype=torch.float64)
+        u = torch.randn(batch, 1, n, n, generator=torch.Generator().manual_seed(0))
+        y = solver.encode(u.double())
+        ours, theirs = float("inf"), {"rhs": float("inf"), "step": float("inf")}
+        number = 10 if batch == 1 else 1
+
+        def step(solver: NavierStokes2D = solver, y: torch.Tensor = y) -> None:
+            solver.step(y, 0.0, 1e-3)
+
+        for _ in range(rounds):  # taking turns
+            ours = min(ours, best_cpu_seconds(step, number, 3) / 2)
+            reply = subprocess.run(
+                [python, "-c", JAX_CASE, str(n), str(batch)],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=env,
+            )
+            times = json.loads(reply.stdout.strip().splitlines()[-1])
+            theirs = {k: min(v, times[k]) for k, v in theirs.items()}
+        rows.append((n, batch, ours, theirs["rhs"], theirs["step"] / 5))
+    print(
+        "\n| N | B | physim IMEX step / 2 | jax-cfd explicit_terms | jax-cfd "
+        "CN-RK4 step / 5 | physim / explicit_terms | physim / (step / 5) |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for n, batch, ours, rhs, per_stage in rows:
+        print(
+            f"| {n} | {batch} | {1e3 * ours:.2f} ms | {1e3 * rhs:.2f} ms "
+            f"| {1e3 * per_stage:.2f} ms | {ours / rhs:.2f} | {ours / per_stage:.2f} |"
+        )
+    print(f"\nCPU time per evaluation, float64, one thread, best of {rounds} rounds.")
+
+
 if __name__ == "__main__":
-    main()
+    if "--jax-cfd" in sys.argv:
+        compare_with_jax_cfd()
+    else:
+        main()

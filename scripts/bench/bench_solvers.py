@@ -12,8 +12,12 @@
    step doubling) and wall times.
 3. Generation time of each default dataset (``python scripts/generate.py data=<name>``
    into a temporary folder), with ``--generate``.
+4. The cost of one KS step (N = 256, batch 64, float64) under each scheme against the
+   transforms it needs alone (ETDRK4: 10 real FFTs of length N, IMEX: 6), with
+   ``--step-cost`` (alone: ``--step-cost-only``).
 
-Run: ``OMP_NUM_THREADS=1 python scripts/bench/bench_solvers.py [--generate]``. Solver
+Run: ``OMP_NUM_THREADS=1 python scripts/bench/bench_solvers.py [--generate]
+[--step-cost]``. Solver
 timings are CPU seconds of this (single-threaded) process, so other jobs on a shared
 machine disturb them little; the ratios are measured in the same run. Generation is
 timed as wall and CPU time of the subprocess.
@@ -35,6 +39,7 @@ import torch
 from scipy.integrate import solve_ivp
 
 from physim.solvers import Burgers1D, KuramotoSivashinsky1D, RandomSines
+from physim.solvers.schemes import ETDRK4, IMEXCrankNicolsonHeun, SchemeFactory
 from physim.timestepping import ConstantStep, PIDController, integrate
 
 N, L, T_KS = 256, 64.0, 5.0
@@ -264,13 +269,59 @@ def bench_generation() -> None:
     print()
 
 
+# ----------------------------------------------------------------- 4. step cost
+def bench_step_cost(rounds: int = 15, number: int = 100) -> None:
+    """One KS step against its transforms alone, CPU time, fastest of interleaved
+    blocks (a step's element-wise work is what the scheme adds to the FFTs)."""
+    u0 = RandomSines(N).sample(
+        BATCH, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    schemes: dict[str, tuple[SchemeFactory, int]] = {
+        "ETDRK4": (ETDRK4, 10),
+        "IMEX CN/Heun": (IMEXCrankNicolsonHeun, 6),
+    }
+    print(f"## One KS step vs its transforms (N = {N}, batch {BATCH}, float64)")
+    print("| scheme | step ms | its FFTs alone ms | step / FFTs |")
+    print("|---|---|---|---|")
+    for name, (scheme, count) in schemes.items():
+        pde = KuramotoSivashinsky1D(N, L, scheme=scheme, dtype=torch.float64)
+        y = pde.encode(u0)
+        u_hat = torch.fft.rfft(y)
+
+        def step(pde=pde, y=y) -> None:
+            pde.step(y, 0.0, 0.05)
+
+        def transforms(count=count, u_hat=u_hat, y=y) -> None:
+            for _ in range(count // 2):
+                torch.fft.irfft(u_hat, n=N)
+                torch.fft.rfft(y)
+
+        best = {"step": math.inf, "ffts": math.inf}
+        for fn in (step, transforms):
+            fn()
+        for _ in range(rounds):
+            for key, fn in (("step", step), ("ffts", transforms)):
+                _, seconds = timed(lambda fn=fn: [fn() for _ in range(number)])
+                best[key] = min(best[key], seconds / number)
+        print(
+            f"| {name} | {best['step'] * 1e3:.3f} | {best['ffts'] * 1e3:.3f} "
+            f"| {best['step'] / best['ffts']:.2f} |"
+        )
+    print()
+
+
 def main() -> None:
     torch.set_num_threads(int(os.environ.get("PHYSIM_BENCH_THREADS", "1")))
     print(f"torch threads: {torch.get_num_threads()}\n")
+    if "--step-cost-only" in sys.argv:
+        bench_step_cost()
+        return
     bench_ks_vs_scipy()
     bench_pid_vs_constant()
     if "--generate" in sys.argv:
         bench_generation()
+    if "--step-cost" in sys.argv:
+        bench_step_cost()
 
 
 if __name__ == "__main__":

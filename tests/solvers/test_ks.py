@@ -1,17 +1,17 @@
-"""KuramotoSivashinsky1D and ETDRK4 against maths and scipy.
+"""KuramotoSivashinsky1D under ETDRK4 (and the IMEX scheme) against maths and scipy.
+The phi functions and ETDRK4's exactness are tested in tests/solvers/test_schemes.py.
 
 Numerical checks run in float64 and single-threaded (tiny transforms: threads only add
 overhead on a shared 2-core machine; see tests/solvers/test_ns2d.py).
 """
-
-import math
 
 import numpy as np
 import pytest
 import torch
 from scipy.integrate import solve_ivp
 
-from physim.solvers import ETDRK4, KuramotoSivashinsky1D, RandomSines, phi_functions
+from physim.solvers import KuramotoSivashinsky1D, RandomSines
+from physim.solvers.schemes import IMEXCrankNicolsonHeun
 from physim.timestepping import ConstantStep, integrate
 
 N, L = 256, 64.0
@@ -38,63 +38,7 @@ def rel_l2(a, b):
     return float((a - b).norm() / b.norm())
 
 
-# --------------------------------------------------------------------- phi functions
-def phi_direct(z, k):
-    """``(e^z - sum_{j<k} z^j / j!) / z^k``: exact maths, cancels for small |z|."""
-    head = sum(z**j / math.factorial(j) for j in range(k))
-    return (torch.exp(z) - head) / z**k
-
-
-def phi_taylor(z, k, terms=25):
-    return sum(z**j / float(math.factorial(j + k)) for j in range(terms))
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        [-1e4, -700.0, -50.0, -5.0, -2.0, 2.0, 5.0],  # real, large |z|
-        [-20 + 30j, 3 - 4j, -2 + 1e3j, 10j],  # complex, large |z|
-    ],
-)
-def test_phi_functions_match_the_direct_formula_for_large_arguments(values):
-    z = torch.tensor(values).to(
-        torch.complex128
-        if any(isinstance(v, complex) for v in values)
-        else torch.float64
-    )
-    for k, phi in enumerate(phi_functions(z, 3), start=1):
-        assert phi.dtype == z.dtype
-        torch.testing.assert_close(phi, phi_direct(z, k), rtol=1e-12, atol=0)
-
-
-def test_phi_functions_match_taylor_series_for_small_arguments():
-    z = torch.tensor([0.0, 1e-12, -1e-8, 3e-5, -1e-3, 0.1, -1.0], dtype=torch.float64)
-    zc = torch.tensor([1e-9j, -1e-4 + 1e-4j, 0.5j], dtype=torch.complex128)
-    for values in (z, zc):
-        for k, phi in enumerate(phi_functions(values, 3), start=1):
-            torch.testing.assert_close(phi, phi_taylor(values, k), rtol=1e-13, atol=0)
-    # Not vacuous: the direct formula has lost most digits at z = 1e-5 for phi_3.
-    small = torch.tensor([1e-5], dtype=torch.float64)
-    assert abs(float(phi_direct(small, 3)) - 1 / 6) > 1e-3
-
-
 # --------------------------------------------------------------------- ETDRK4
-def test_etdrk4_is_exact_for_a_linear_forced_problem():
-    # dy/dt = L y + c (constant forcing): ETDRK4 integrates it exactly for any dt,
-    # y(t) = e^{L t} y0 + (e^{L t} - 1) / L c, including the stiff and the L = 0 modes.
-    linear = torch.tensor([-1e4, -3.0, 0.0, 0.2], dtype=torch.float64)
-    forcing = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
-    scheme = ETDRK4(linear, lambda y, t: forcing.expand_as(y))
-    y0 = torch.tensor([[1.0, 2.0, -1.0, 0.5]], dtype=torch.float64)
-    y = y0
-    for _ in range(4):
-        y = scheme.advance(y, 0.0, 0.25)
-    safe = torch.where(linear == 0, 1.0, linear)
-    gain = torch.where(linear == 0, 1.0, torch.expm1(linear) / safe)  # t = 1
-    exact = torch.exp(linear) * y0 + gain * forcing
-    torch.testing.assert_close(y, exact, rtol=1e-13, atol=1e-15)
-
-
 def test_etdrk4_converges_at_fourth_order_on_ks_before_chaos():
     u0 = sines(1, seed=1)
     solver = KuramotoSivashinsky1D(N, L, dtype=torch.float64)
@@ -105,6 +49,22 @@ def test_etdrk4_converges_at_fourth_order_on_ks_before_chaos():
     order = np.polyfit(np.log(steps), np.log(errors), 1)[0]
     assert order >= 3.8, (errors, order)
     assert errors[-1] < 1e-9  # in the asymptotic range, far above round-off
+
+
+def test_imex_scheme_converges_at_second_order_on_ks():
+    # Any scheme runs the KS term: IMEX Crank-Nicolson/Heun against an ETDRK4
+    # reference of the same semi-discretisation (measured slope 2.000).
+    u0 = sines(1, seed=1)
+    reference = solve(KuramotoSivashinsky1D(N, L, dtype=torch.float64), u0, 2.0, 1e-3)
+    imex = KuramotoSivashinsky1D(
+        N, L, scheme=IMEXCrankNicolsonHeun, dtype=torch.float64
+    )
+    assert imex.order == 2
+    steps = [0.02, 0.01, 0.005, 0.0025]
+    errors = [rel_l2(solve(imex, u0, 2.0, dt), reference) for dt in steps]
+    order = np.polyfit(np.log(steps), np.log(errors), 1)[0]
+    assert 1.9 <= order <= 2.1, (errors, order)
+    assert errors[-1] < 1e-7
 
 
 def numpy_rhs(extent: float = L, time_scale: float = 1.0):
