@@ -10,8 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from physim.data import DatasetError
 from physim.timestepping import NonFiniteError
@@ -30,16 +33,21 @@ OmegaConf.register_new_resolver(
 )
 # `${add:a,b}` -> e.g. PDE-Refiner's input channels (history plus noisy target).
 OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
+# `${cwd:}` -> the launch directory. Unlike `${hydra:runtime.cwd}` it resolves before
+# Hydra sets its per-job config, which multirun needs for `hydra.sweep.dir` (the jobs
+# keep the launch directory: hydra.job.chdir=false).
+OmegaConf.register_new_resolver("cwd", os.getcwd, replace=True)
 
 # Errors a user can fix from the message alone: reported in one line, exit code 1.
 USER_ERRORS = (
     DatasetError,
     NonFiniteError,
     FloatingPointError,
-    FileNotFoundError,
+    OSError,  # FileNotFoundError, PermissionError, NotADirectoryError, ...
     ValueError,
     TypeError,
     InstantiationException,
+    MissingMandatoryValue,
 )
 
 
@@ -51,7 +59,20 @@ def one_line(error: BaseException) -> str:
     ):
         key = str(error).rsplit("full_key:", 1)
         where = f" (config key: {key[1].strip()})" if len(key) == 2 else ""
-        return " ".join(str(error.__cause__).split()) + where
+        return one_line(error.__cause__) + where
+    if isinstance(error, MissingMandatoryValue):
+        key = error.full_key or str(error.key)
+        return (
+            f"{key} has no value (??? in the config); give it on the command line: "
+            f"{key}=<value>."
+        )
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        fix = (
+            "Check the path."
+            if isinstance(error, FileNotFoundError)
+            else "Choose a path you can write to, or fix the folder's permissions."
+        )
+        return f"{error.filename}: {error.strerror}. {fix}"
     return " ".join(str(error).split())
 
 
@@ -72,3 +93,39 @@ def report_user_errors(main: F) -> F:
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+class CheckOutputDir(Callback):
+    """Hydra callback: refuse an unusable run folder with one line, before the job.
+
+    Hydra creates ``hydra.run.dir`` (``hydra.sweep.dir`` for ``-m``) itself, so a
+    read-only folder or a path through a file would end in Hydra's traceback before
+    any physim code runs. Configured in ``conf/hydra/default.yaml``.
+    """
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(config: DictConfig, key: str) -> None:
+        HydraConfig.instance().set_config(config)
+        folder = Path(str(OmegaConf.select(config, key)))
+        probe = folder / f".physim-probe-{os.getpid()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            probe.unlink()
+        except OSError as error:
+            if os.environ.get("PHYSIM_DEBUG"):
+                raise
+            reason = error.strerror or str(error)
+            print(
+                f"physim: error: {key}={folder}: cannot write the run folder here "
+                f"({reason}: {error.filename or folder}). Give a writable folder, e.g. "
+                f"{key}=<folder> or paths.log_dir=<folder>.",
+                file=sys.stderr,
+            )
+            sys.exit(1)

@@ -7,10 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import track
 from torch.utils.data import DataLoader
 
-from physim.data import TrajectoryDataModule, TrajectoryDataset, TrajectoryFile
+from physim.data import (
+    TrajectoryDataModule,
+    TrajectoryDataset,
+    TrajectoryFile,
+    track,
+)
 from physim.rollout import RolloutReport, metrics
 from physim.tasks import AutoregressiveSurrogate
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import DatasetError
 from ._format import FORMAT_VERSION, TrajectoryFile, validate_trajectory_file
 from ._format_write import TrajectoryWriter, write_trajectories
+from ._progress import Progress, track
 from ._stats import (
     STATISTICS_FILE,
     compute_statistics,
@@ -28,6 +29,7 @@ __all__ = [
     "STATISTICS_FILE",
     "DatasetError",
     "InMemorySource",
+    "Progress",
     "TrajectoryDataModule",
     "TrajectoryDataset",
     "WindowDataset",
@@ -39,6 +41,7 @@ __all__ = [
     "stream_statistics",
     "load_statistics",
     "save_statistics",
+    "track",
     "validate_trajectory_file",
     "write_trajectories",
 ]

@@ -11,7 +11,7 @@ from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ._errors import DatasetError
-from ._format import TrajectoryFile
+from ._format import TrajectoryFile, finite_verdict, nonfinite_message
 from ._stats import (
     ensure_difference_statistics,
     load_statistics,
@@ -151,6 +151,13 @@ class TrajectoryDataModule(pl.LightningDataModule):
                 )
             if missing:
                 self.generator(self.root)
+            # Rank 0 records each split's finite check (free for files physim wrote;
+            # others are streamed once). It raises nothing here: setup() refuses a
+            # non-finite split on every rank alike, where a raise on rank 0 alone
+            # would leave the other ranks waiting at Lightning's barrier.
+            verdicts = [finite_verdict(self.split_path(split)) for split in SPLITS]
+            if any(verdicts):
+                return  # no statistics pass over data setup() refuses
         self._load_statistics()
 
     def _load_statistics(self) -> dict[str, Any]:
@@ -176,6 +183,8 @@ class TrajectoryDataModule(pl.LightningDataModule):
         """Open the split files lazily and build the datasets for ``stage``."""
         if self._sources:
             return
+        if self.external is None:
+            self._check_generator_spec()
         for split in SPLITS:
             file = (
                 self.external.splits[split]
@@ -190,7 +199,9 @@ class TrajectoryDataModule(pl.LightningDataModule):
                     "model's channels) to match the data."
                 )
             self.files[split] = file
-            self._sources[split] = self._source(file)
+            self._sources[split] = self._source(file)  # in memory: checked finite
+            if self._sources[split] is file and isinstance(file, TrajectoryFile):
+                self._check_finite(file)
         self.statistics = self._load_statistics()
         self.window_dataset("train", self.unroll_steps)  # validates the window length
         stored = self.files["test"].num_frames // self.time_stride
@@ -204,11 +215,38 @@ class TrajectoryDataModule(pl.LightningDataModule):
                 "frames."
             )
 
+    def _reads_into_memory(self, file: TrajectoryFile) -> bool:
+        if self.in_memory is None:
+            return file.nbytes <= IN_MEMORY_LIMIT_BYTES
+        return bool(self.in_memory)
+
     def _source(self, file: TrajectoryFile) -> FrameSource:
-        in_memory = self.in_memory
-        if in_memory is None:
-            in_memory = file.nbytes <= IN_MEMORY_LIMIT_BYTES
-        return InMemorySource.load(file) if in_memory else file
+        return InMemorySource.load(file) if self._reads_into_memory(file) else file
+
+    @staticmethod
+    def _check_finite(file: TrajectoryFile) -> None:
+        """Refuse a lazily read split holding NaN/Inf (verdict recorded per file)."""
+        found = finite_verdict(file.path)
+        if found is not None:
+            raise DatasetError(
+                nonfinite_message(
+                    file.path,
+                    *found,
+                    times=file.times,
+                    channel_names=file.channel_names,
+                )
+            )
+
+    def _check_generator_spec(self) -> None:
+        """Refuse stored splits made with other generator settings than configured.
+
+        ``generator.check_dataset(root)`` (:class:`physim.solvers.DatasetGenerator`)
+        compares the files' spec fingerprint with the generator's and names the
+        differences; a generator without it is not checked.
+        """
+        check = getattr(self.generator, "check_dataset", None)
+        if callable(check):
+            check(self.root)
 
     def _trajectories(self, split: str, limit: int | None = None) -> list[int]:
         count = self.files[split].num_trajectories

@@ -28,6 +28,7 @@ writes the same layout).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -45,6 +46,9 @@ from ._errors import DatasetError
 __all__ = [
     "FORMAT_VERSION",
     "TrajectoryFile",
+    "check_finite",
+    "finite_verdict",
+    "nonfinite_message",
     "validate_trajectory_file",
 ]
 
@@ -382,3 +386,118 @@ class TrajectoryFile:
 
     def __repr__(self) -> str:
         return f"TrajectoryFile('{self.path}', shape={self.shape}, dtype={self.dtype})"
+
+
+# ------------------------------------------------------------------ finite values
+# A NaN or Inf stored in a split would train or score silently wrong, so every split is
+# checked before it is used, without reading paper-sized data twice:
+#  - the writer sees every block it stores; when all were finite it records that in a
+#    sidecar ``.<name>.finite`` keyed by the file's identity (size, mtime, inode), so
+#    data physim generated is never re-read to be checked;
+#  - a split read into memory is checked as it is loaded (InMemorySource.load, free);
+#  - a split without a current record (edited in place, or written by other code) is
+#    streamed once, one trajectory at a time, by TrajectoryDataModule.prepare_data
+#    (rank 0), and the verdict recorded; every rank's setup() then reads the same
+#    verdict. An edit changes the identity, so a stale record is never trusted.
+# Alternatives: a checksum in the file's attributes cannot be checked without reading
+# everything; a per-window check while training finds a bad frame only when it is
+# drawn (mid-epoch, on one DDP rank while the others wait).
+FINITE_RECORD_VERSION = 1
+
+
+def finite_record_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(f".{path.name}.finite")
+
+
+def _identity(path: Path) -> dict[str, int]:
+    status = path.stat()
+    return {
+        "size": status.st_size,
+        "mtime_ns": status.st_mtime_ns,
+        "ino": status.st_ino,
+    }
+
+
+def record_finite_verdict(path: str | Path, location: Sequence[int] | None) -> None:
+    """Record ``path``'s finite check (``None``: all finite), if the folder allows."""
+    path = Path(path)
+    record = {
+        "version": FINITE_RECORD_VERSION,
+        **_identity(path),
+        "nonfinite": None if location is None else [int(i) for i in location],
+    }
+    target = finite_record_path(path)
+    tmp = temporary_path(target)
+    try:
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, target)
+    except OSError:  # a read-only folder: check again next time
+        tmp.unlink(missing_ok=True)
+
+
+def _recorded_verdict(path: Path) -> tuple[bool, list[int] | None]:
+    """``(known, location)`` from a record matching the file's identity."""
+    try:
+        record = json.loads(finite_record_path(path).read_text())
+        current = _identity(path)
+    except (OSError, ValueError):
+        return False, None
+    if record.get("version") != FINITE_RECORD_VERSION or any(
+        record.get(key) != value for key, value in current.items()
+    ):
+        return False, None
+    return True, record.get("nonfinite")
+
+
+def first_nonfinite(block: np.ndarray) -> tuple[int, int] | None:
+    """``(frame, channel)`` of the first NaN/Inf of ``block [T, C, *space]``."""
+    bad = ~np.isfinite(block)
+    if not bad.any():
+        return None
+    frame, channel = np.argwhere(bad.reshape(bad.shape[0], bad.shape[1], -1))[0][:2]
+    return int(frame), int(channel)
+
+
+def check_finite(file: TrajectoryFile) -> tuple[int, int, int] | None:
+    """Stream ``file`` one trajectory at a time; ``(trajectory, frame, channel)`` of
+    the first NaN/Inf, or ``None``."""
+    for index in range(file.num_trajectories):
+        found = first_nonfinite(file.read(index))
+        if found is not None:
+            return (index, *found)
+    return None
+
+
+def finite_verdict(path: str | Path) -> tuple[int, int, int] | None:
+    """Where ``path`` first holds a NaN/Inf, or ``None``: recorded, else streamed once.
+
+    Every process reaches the same verdict for the same file (DDP ranks included).
+    """
+    path = Path(path)
+    known, location = _recorded_verdict(path)
+    if not known:
+        with TrajectoryFile(path) as file:
+            found = check_finite(file)
+        record_finite_verdict(path, found)
+        return found
+    return None if location is None else (location[0], location[1], location[2])
+
+
+def nonfinite_message(
+    path: Any,
+    trajectory: int,
+    frame: int,
+    channel: int,
+    times: Sequence[float] | None = None,
+    channel_names: Sequence[str] | None = None,
+) -> str:
+    """The one-line refusal of a split holding NaN/Inf values."""
+    when = f" (t = {float(times[frame]):g})" if times is not None else ""
+    which = f"'{channel_names[channel]}'" if channel_names else str(channel)
+    return (
+        f"{path}: trajectory {trajectory}, frame {frame}{when}, channel {which} holds "
+        "NaN or Inf values, so the data cannot be trained on or scored. Delete the "
+        "file and regenerate the dataset (python scripts/generate.py data=<name>), "
+        "or repair it."
+    )

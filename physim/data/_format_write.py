@@ -24,6 +24,7 @@ from ._format import (
     LEADING_DIMS,
     SAMPLE_PARAMETERS,
     chunk_shape,
+    record_finite_verdict,
     temporary_path,
 )
 
@@ -99,6 +100,9 @@ class TrajectoryWriter:
         parameter_names: names of per-trajectory scalar parameters (e.g. a domain
             length drawn per trajectory), stored as ``[N]`` float64 datasets on the
             ``sample`` dimension and passed to :meth:`write` with each trajectory.
+        record_finite: when every block written was finite, record that beside the
+            file (``.<name>.finite``), so readers need not check it again (see
+            :func:`physim.data._format.finite_verdict`); off for temporary files.
     """
 
     def __init__(
@@ -112,8 +116,10 @@ class TrajectoryWriter:
         attrs: Mapping[str, Any],
         dtype: Any = np.float32,
         parameter_names: Sequence[str] = (),
+        record_finite: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.record_finite = record_finite
         if int(num_trajectories) != num_trajectories or num_trajectories < 1:
             raise ValueError(
                 f"TrajectoryWriter: num_trajectories must be a positive integer, got "
@@ -169,6 +175,7 @@ class TrajectoryWriter:
             "physim_format_version": FORMAT_VERSION,
         }
         self._written = np.zeros(self.shape[0], dtype=bool)
+        self._all_finite = True  # recorded beside the file (see _format.finite_verdict)
         self._tmp = temporary_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,9 +272,9 @@ class TrajectoryWriter:
                 f"{self.path})."
             )
         values = self._parameter_values(parameters, rows.stop - rows.start)
-        self._fields[rows] = block.reshape(-1, *self.shape[1:]).astype(
-            self.dtype, copy=False
-        )
+        stored = block.reshape(-1, *self.shape[1:]).astype(self.dtype, copy=False)
+        self._fields[rows] = stored
+        self._all_finite = self._all_finite and bool(np.isfinite(stored).all())
         for name, value in values.items():
             self._file[name][rows] = value
         self._written[rows] = True
@@ -309,6 +316,8 @@ class TrajectoryWriter:
         self._file.close()
         self._file = None
         os.replace(self._tmp, self.path)
+        if self.record_finite and self._all_finite:  # seen finite: never read again
+            record_finite_verdict(self.path, None)
         return self.path
 
     def abort(self) -> None:
@@ -344,6 +353,7 @@ def write_trajectories(
     channel_names: Sequence[str],
     attrs: Mapping[str, Any],
     sample_parameters: Mapping[str, Any] | None = None,
+    record_finite: bool = True,
 ) -> Path:
     """Write a whole ``[N, T, C, *space]`` array atomically (dtype kept); return path.
 
@@ -367,6 +377,7 @@ def write_trajectories(
         attrs=attrs,
         dtype=fields.dtype,
         parameter_names=list(sample_parameters or {}),
+        record_finite=record_finite,
     ) as writer:
         writer.write(slice(None), fields, sample_parameters)
     return writer.path

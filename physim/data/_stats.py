@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from rich.progress import track
 
 from ._errors import DatasetError
 from ._format import TrajectoryFile, temporary_path
+from ._progress import track
 
 __all__ = [
     "STATISTICS_FILE",

@@ -10,6 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ._errors import DatasetError
+from ._format import first_nonfinite, nonfinite_message
+
 
 class FrameSource(Protocol):
     """Anything that reads frames of trajectory ``index`` as ``[T', C, *space]``.
@@ -48,12 +51,29 @@ class InMemorySource:
 
     @classmethod
     def load(cls, source: FrameSource) -> InMemorySource:
-        """Read every trajectory of ``source`` once (chunk by chunk) into one array."""
+        """Read every trajectory of ``source`` once (chunk by chunk) into one array.
+
+        Each trajectory is checked for NaN/Inf as it arrives (no second read).
+
+        Raises:
+            DatasetError: naming the source's path, the trajectory, frame and channel
+                of the first non-finite value.
+        """
         first = source.read(0)
         fields = np.empty((source.num_trajectories, *first.shape), dtype=first.dtype)
-        fields[0] = first
-        for index in range(1, source.num_trajectories):
-            fields[index] = source.read(index)
+        for index in range(source.num_trajectories):
+            fields[index] = first if index == 0 else source.read(index)
+            found = first_nonfinite(fields[index])
+            if found is not None:
+                raise DatasetError(
+                    nonfinite_message(
+                        getattr(source, "path", type(source).__name__),
+                        index,
+                        *found,
+                        times=getattr(source, "times", None),
+                        channel_names=getattr(source, "channel_names", None),
+                    )
+                )
         return cls(fields, getattr(source, "sample_parameters", None))
 
     def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:

@@ -16,7 +16,6 @@ import torch
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -24,6 +23,7 @@ from rich.progress import (
 
 from physim.data import (
     DatasetError,
+    Progress,
     TrajectoryFile,
     TrajectoryWriter,
     compute_statistics,
@@ -353,10 +353,16 @@ class DatasetGenerator:
         for key, value in expected.items():
             found = file.attrs.get(key)
             if found != value:
+                differences = self.spec_differences(file.attrs)
+                detail = (
+                    f"; the settings that differ (file vs config): {differences}"
+                    if key == FINGERPRINT and differences
+                    else ""
+                )
                 raise DatasetError(
                     f"{path}: attribute '{key}' is {found!r}, expected {value!r} (the "
                     "file belongs to another dataset spec or was not written by "
-                    f"physim). {fix}"
+                    f"physim){detail}. {fix}"
                 )
         shape = (num, self.frames[split], len(self.channel_names))
         if file.shape[:3] != shape:
@@ -365,6 +371,39 @@ class DatasetGenerator:
                 f"for {list(shape)}. {fix}"
             )
         return True
+
+    def spec_differences(self, attrs: Mapping[str, Any]) -> str:
+        """The spec attributes in which ``attrs`` (a file's) differ from this spec."""
+        ours = self.attributes()
+        ours.pop(FINGERPRINT)
+        spec_keys = {k for k in attrs if k.startswith(("param_", "ic_", "controller_"))}
+        changed = []
+        for key in sorted(set(ours) | spec_keys):
+            mine, theirs = ours.get(key, "<absent>"), attrs.get(key, "<absent>")
+            if mine != theirs:
+                changed.append(f"{key}: {theirs!r} vs {mine!r}")
+        return ", ".join(changed)
+
+    def check_dataset(self, root: str | Path) -> None:
+        """Refuse split files in ``root`` that this generator did not make.
+
+        Reads attributes only. Called by :class:`physim.data.TrajectoryDataModule`
+        before it reads a stored dataset, so training and evaluation never use data of
+        other generator settings than the config's (``generate.py`` refuses them too).
+
+        Raises:
+            DatasetError: names the file, the settings that differ and the fix.
+        """
+        root = Path(root)
+        for split, count in self.num_trajectories.items():
+            path = self.split_path(root, split)
+            try:
+                self._check(path, split, count)
+            except DatasetError as error:
+                raise DatasetError(
+                    f"{error} To use the stored data as they are, set "
+                    "data.generator=null."
+                ) from None
 
     def _split_complete(self, root: Path, split: str) -> bool:
         return self._check(
@@ -407,7 +446,8 @@ class DatasetGenerator:
             splits: only these splits (default: all of ``num_trajectories``).
             shards: only these shard indices of each split (parallel generation: give
                 each process its own indices; the last one to finish assembles).
-            progress: show rich progress bars.
+            progress: show progress (rich bars in a terminal, periodic plain lines
+                when output goes to a file).
 
         Raises:
             ValueError: unknown split or shard.
@@ -572,6 +612,7 @@ class DatasetGenerator:
             channel_names=self.channel_names,
             attrs=attrs,
             sample_parameters=parameters,
+            record_finite=False,  # a shard is read once, by _assemble
         )
 
     def _sample(

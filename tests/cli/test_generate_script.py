@@ -1,11 +1,13 @@
 """`python scripts/generate.py`: generates, shards, and reports errors in one line."""
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -77,15 +79,16 @@ def workspace(tmp_path):
     return tmp_path
 
 
-def run(workspace, *overrides, config_dir=True):
-    env = dict(os.environ, PYTHONPATH=f"{workspace}{os.pathsep}{REPO}")
+def run(workspace, *overrides, config_dir=True, env=None, flags=()):
+    env = dict(os.environ, PYTHONPATH=f"{workspace}{os.pathsep}{REPO}", **(env or {}))
     env.pop("PHYSIM_DEBUG", None)
-    command = [sys.executable, str(REPO / "scripts" / "generate.py")]
+    command = [sys.executable, str(REPO / "scripts" / "generate.py"), *flags]
     if config_dir:
         command += ["--config-dir", str(workspace / "conf")]
+    multirun = "-m" in flags
     command += [
         f"paths.data_dir={workspace / 'data'}",
-        f"hydra.run.dir={workspace / 'out'}",
+        *([] if multirun else [f"hydra.run.dir={workspace / 'out'}"]),
         "progress=false",
         *overrides,
     ]
@@ -101,7 +104,7 @@ def test_generates_in_parallel_shards_then_assembles(workspace):
     assert sorted(p.name for p in (root / ".shards").iterdir()) == ["train-00001.h5"]
     second = run(workspace, "data=fake", "shards=[0]", "splits=[train,valid,test]")
     assert second.returncode == 0, second.stderr
-    assert sorted(p.name for p in root.iterdir()) == [
+    assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) == [
         "stats.json",
         "test.h5",
         "train.h5",
@@ -168,3 +171,117 @@ def test_ns2d_config_generates_a_tiny_dataset(workspace):
         file.attrs["pde"] == "navier_stokes_2d"
         and file.attrs["param_viscosity"] == 1e-3
     )
+
+
+def file_contents(path):
+    """Every dataset's bytes and every attribute of an HDF5 file (``created``, the
+    wall-clock time of writing, left out)."""
+    contents = {}
+    with h5py.File(path, "r") as file:
+        contents["/"] = {k: v for k, v in file.attrs.items() if k != "created"}
+
+        def visit(name, node):
+            if isinstance(node, h5py.Dataset):
+                contents[name] = (node[()].tobytes(), dict(node.attrs.items()))
+
+        file.visititems(visit)
+    return repr(contents)
+
+
+def test_joblib_multirun_over_shards_matches_one_process(workspace):
+    # One job per shard through Hydra's joblib launcher; the last job to finish
+    # assembles. The files equal a single-process run's, bit for bit.
+    single = run(
+        workspace,
+        "data=fake",
+        "paths.data_dir=" + str(workspace / "one"),
+        "progress=true",
+        env={"PHYSIM_PROGRESS_SECONDS": "0.2"},
+    )
+    assert single.returncode == 0, single.stderr
+    # Output to a pipe, not a terminal: plain progress lines, no rich bars.
+    assert "decay: shards: 4/4 (100%)" in single.stdout
+    assert "Statistics of train.h5: 3/3 (100%)" in single.stdout
+    assert "━" not in single.stdout
+    sweep = run(
+        workspace,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "data=fake",
+        "shards=0,1",
+        "paths.data_dir=" + str(workspace / "many"),
+        flags=["-m"],
+    )
+    assert sweep.returncode == 0, sweep.stderr
+    # The default sweep folder, under the launch folder: one sub-folder per job.
+    (folder,) = (workspace / "outputs" / "generate" / "multirun").iterdir()
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == ["0", "1"]
+    for split in ("train", "valid", "test"):
+        one = workspace / "one" / "decay" / f"{split}.h5"
+        many = workspace / "many" / "decay" / f"{split}.h5"
+        assert file_contents(one) == file_contents(many), split
+    assert not (workspace / "many" / "decay" / ".shards").exists()
+    stats = [
+        json.loads((workspace / d / "decay" / "stats.json").read_text())
+        for d in ("one", "many")
+    ]
+    assert stats[0] == stats[1]
+
+
+def test_submitit_launcher_config_composes(workspace):
+    # SLURM is not needed to check the launcher config: --cfg prints it, no job runs
+    # (`-m` with `shards=0,1` would submit one job per shard).
+    done = run(
+        workspace,
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.timeout_min=600",
+        "data=fake",
+        "shards=0",
+        flags=["--cfg", "hydra", "--package", "hydra.launcher"],
+    )
+    assert done.returncode == 0, done.stderr
+    assert "SlurmLauncher" in done.stdout and "partition: gpu" in done.stdout
+    assert not (workspace / "data").exists()
+
+
+def test_unstable_courant_number_is_refused_before_any_work(workspace):
+    done = run(
+        workspace,
+        "data=ns2d",
+        "data.generator.controller.courant_number=5",
+        config_dir=False,
+    )
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "courant_number=5 exceeds 1" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (workspace / "data").exists()
+
+
+@pytest.mark.parametrize("where", ["file_parent", "read_only"])
+def test_unusable_output_folder_is_one_line(workspace, where):
+    if where == "file_parent":
+        (workspace / "afile").write_text("")
+        folder = workspace / "afile" / "run"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        (workspace / "ro").mkdir(mode=0o555)
+        folder = workspace / "ro" / "run"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "generate.py"),
+            f"hydra.run.dir={folder}",
+            f"paths.data_dir={workspace / 'data'}",
+        ],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("physim: error:"), done.stderr
+    assert f"hydra.run.dir={folder}" in lines[0] and "writable" in lines[0]

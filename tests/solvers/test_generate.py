@@ -114,6 +114,9 @@ def test_files_hold_the_exact_solution_at_the_output_times(tmp_path):
     gen(root, progress=True)
     assert gen.is_complete(root)
     assert sorted(p.name for p in root.iterdir()) == [
+        ".test.h5.finite",  # the writer's finite check (physim.data._format)
+        ".train.h5.finite",
+        ".valid.h5.finite",
         "stats.json",
         "test.h5",
         "train.h5",
