@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -71,14 +72,19 @@ def write_trajectory_report(
     task.eval()
     if getattr(task.hparams, "conditioning", None):
         task.set_parameter_names(parameter_names)
+    if task.hparams.get("conditioning_fields"):
+        task.set_field_names(file.constant_names, file.scalar_names)
     loader = DataLoader(dataset, batch_size=batch_size)
     t_in = task.hparams.time_history
     preds, targets, baselines, first_nonfinite = [], [], [], []
     for batch in track(loader, description=f"Rollout ({attrs.get('split', '')})"):
         trajectory = batch["trajectory"].to(task.device)
         params = batch.get("params")
+        # Constant fields and scalars, for a model conditioned on them.
+        given = getattr(task, "conditioning_batch", lambda batch: {})(batch)
+        fields = {k: v.to(task.device) for k, v in given.items()}
         pred, nonfinite = task.rollout(
-            trajectory, None if params is None else params.to(task.device)
+            trajectory, None if params is None else params.to(task.device), **fields
         )
         preds.append(pred.cpu())
         targets.append(trajectory[:, t_in:].cpu())
@@ -86,7 +92,22 @@ def write_trajectory_report(
             metrics.persistence_baseline(trajectory[:, t_in - 1], pred.shape[1]).cpu()
         )
         first_nonfinite.append(nonfinite.cpu())
-    times = file.times[::time_stride][t_in : t_in + preds[0].shape[1]]
+    frames = slice(t_in * time_stride, None, time_stride)
+    steps = preds[0].shape[1]
+    times = file.times[frames][:steps]
+    # Trajectories with their own times or grids keep them in the report.
+    varying = getattr(file, "varying_coordinates", ())
+    rows = dataset.trajectories
+    sample_times = (
+        np.stack([file.times_of(i)[frames][:steps] for i in rows])
+        if "time" in varying
+        else None
+    )
+    sample_coords = {
+        d: np.stack([file.coords_of(i)[d] for i in rows])
+        for d in varying
+        if d != "time"
+    }
     report = RolloutReport(
         torch.cat(preds),
         torch.cat(targets),
@@ -97,6 +118,8 @@ def write_trajectory_report(
         baseline=torch.cat(baselines),
         correlation_threshold=task.hparams.correlation_threshold,
         attrs={"dataset": str(file.path), **attrs, "time_history": t_in},
+        sample_times=sample_times,
+        sample_coords=sample_coords,
     )
     report.write(out_dir, sample=sample, n_times=plot_times)
     report.print_table()

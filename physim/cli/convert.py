@@ -1,7 +1,10 @@
 """`python scripts/convert.py path=<file or folder> output=<folder>`: convert a dataset.
 
 Reads any file :mod:`physim.data.readers` reads and writes it in physim's format
-(``to=physim``) or in The Well's layout (``to=the_well``); see ``conf/convert.yaml``.
+(``to=physim``) or as valid files of The Well (``to=the_well``: files The Well's
+formatting checker accepts and ``the_well.data.WellDataset`` reads with the same
+fields, constant fields, boundaries, grid type, parameters and statistics); see
+``conf/convert.yaml``.
 This entry point imports no Lightning.
 """
 
@@ -38,7 +41,17 @@ def convert(cfg: DictConfig) -> Path:
             out = to_physim(source.splits, cfg.output, **options)
         else:
             name = cfg.get("name") or Path(cfg.path).stem
-            out = to_the_well(source.splits, cfg.output, name, **options)
+            boundaries = cfg.get("boundaries")
+            out = to_the_well(
+                source.splits,
+                cfg.output,
+                name,
+                boundaries=None
+                if boundaries is None
+                else OmegaConf.to_container(boundaries),
+                grid_type=cfg.get("grid_type"),
+                **options,
+            )
     finally:
         source.close()
     log.info("Wrote %s", out)

@@ -3,7 +3,8 @@
 One file per split, ``<root>/{train,valid,test}.h5``, holding ``fields`` of shape
 ``[N, T, C, *space]`` with named, attached coordinates (``xarray.open_dataset(path,
 engine="h5netcdf")`` opens it), plus ``<root>/stats.json``. See
-:mod:`physim.data._format`.
+:mod:`physim.data._format`; per-trajectory coordinates, constant fields and
+time-varying scalars: :mod:`physim.data._per_sample`.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import DatasetError
 from ._format import FORMAT_VERSION, TrajectoryFile, validate_trajectory_file
 from ._format_write import TrajectoryWriter, write_trajectories
+from ._per_sample import PerTrajectoryAccess, SampleData
 from ._progress import Progress, track
 from ._stats import (
     STATISTICS_FILE,
@@ -29,7 +31,9 @@ __all__ = [
     "STATISTICS_FILE",
     "DatasetError",
     "InMemorySource",
+    "PerTrajectoryAccess",
     "Progress",
+    "SampleData",
     "TrajectoryDataModule",
     "TrajectoryDataset",
     "WindowDataset",

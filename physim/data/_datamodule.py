@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from ._windows import FrameSource, InMemorySource, TrajectoryDataset, WindowData
 if TYPE_CHECKING:
     from .readers import ExternalSource
 
+log = logging.getLogger("physim")
 SPLITS = ("train", "valid", "test")
 # Splits smaller than this are read into memory once (fast random windows); larger
 # ones stay on disk and are read lazily, chunk by chunk, by each worker's own handle.
@@ -40,9 +42,15 @@ class TrajectoryDataModule(pl.LightningDataModule):
     Batches are dicts of float32 tensors in physical units, ``[B, T, C, *space]``:
     training and one-step loaders give ``history`` (``time_history`` frames) and
     ``future`` (``time_future * (1 + unroll_steps)`` frames); rollout loaders give
-    ``trajectory`` (all frames). Validation and test each have two loaders: index 0 is
-    one-step, index 1 is rollout. Normalisation statistics are in :attr:`statistics`;
-    the task applies them, so a checkpoint carries its own normalisation. Their
+    ``trajectory`` (all frames). Every batch also carries ``times`` ``[B, T]``
+    (float64), each trajectory's own times of those frames; ``params`` ``[B, P]``
+    (per-trajectory parameters), ``constants`` ``[B, K, *space]`` (constant fields),
+    ``scalars`` ``[B, T, S]`` (time-varying scalars) and ``coords`` (``{dim: [B, X]}``,
+    positions that differ between trajectories) when the data have them; constant
+    fields and scalars are conditioning inputs, never among the predicted channels.
+    Validation and test each have two loaders: index 0 is one-step, index 1 is
+    rollout. Normalisation statistics are in :attr:`statistics`; the task applies
+    them, so a checkpoint carries its own normalisation. Their
     ``delta_mean``/``delta_std`` are those of the differences the model predicts,
     over ``time_stride`` stored frames (computed from the training split on first use
     and cached in ``stats.json``), so a residual target has unit scale at any stride.
@@ -203,6 +211,7 @@ class TrajectoryDataModule(pl.LightningDataModule):
             if self._sources[split] is file and isinstance(file, TrajectoryFile):
                 self._check_finite(file)
         self.statistics = self._load_statistics()
+        self._report_per_trajectory_coordinates()
         self.window_dataset("train", self.unroll_steps)  # validates the window length
         stored = self.files["test"].num_frames // self.time_stride
         if self.rollout_steps is None:
@@ -213,6 +222,20 @@ class TrajectoryDataModule(pl.LightningDataModule):
                 "fit "
                 f"trajectories of {stored} frames after {self.time_history} history "
                 "frames."
+            )
+
+    def _report_per_trajectory_coordinates(self) -> None:
+        """Say so when trajectories have their own times or grids (never collapsed)."""
+        varying = self.varying_coordinates
+        if varying:
+            names = ", ".join(self.parameter_names) or "none"
+            log.info(
+                "%s: trajectories have their own %s; batches carry each one's "
+                "('times', 'coords'). A model on one grid should be conditioned on "
+                "the per-trajectory spacing (model.conditioning; parameters: %s).",
+                self.files["train"].path,
+                " and ".join(varying),
+                names,
             )
 
     def _reads_into_memory(self, file: TrajectoryFile) -> bool:
@@ -330,7 +353,26 @@ class TrajectoryDataModule(pl.LightningDataModule):
         return self.files["train"].parameter_names
 
     @property
+    def constant_names(self) -> tuple[str, ...]:
+        """Names of the constant fields in batches' ``constants [B, K, *space]``."""
+        return tuple(getattr(self.files["train"], "constant_names", ()))
+
+    @property
+    def scalar_names(self) -> tuple[str, ...]:
+        """Names of the time-varying scalars in batches' ``scalars [B, T, S]``."""
+        return tuple(getattr(self.files["train"], "scalar_names", ()))
+
+    @property
+    def varying_coordinates(self) -> tuple[str, ...]:
+        """Coordinates that differ between trajectories (``"time"``, spatial dims)."""
+        found: dict[str, None] = {}
+        for file in self.files.values():
+            found.update(dict.fromkeys(getattr(file, "varying_coordinates", ())))
+        return tuple(found)
+
+    @property
     def output_interval(self) -> float:
-        """Physical time between consecutive frames the model sees."""
+        """Physical time between consecutive frames the model sees (in frames when
+        the trajectories have their own times)."""
         times = self.files["test"].times
         return float(times[1] - times[0]) * self.time_stride if len(times) > 1 else 1.0

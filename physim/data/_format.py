@@ -14,6 +14,13 @@ Layout of ``<root>/<split>.h5`` (format version 1)::
     attrs: physim_format_version (int), physim_version, created (ISO time), and what
            the writer passes (pde, param_*, solver, controller, output_interval, seed)
 
+Optional (version 2; see :mod:`physim.data._per_sample`): per-trajectory coordinates
+``sample_time [N, T]`` and ``sample_<dim> [N, X]`` where they differ between
+trajectories (the 1-D ``time``/``<dim>`` then count frames/cells), constant fields
+``constant_fields [N, K, *space]`` and time-varying scalars ``scalars [N, T, S]``, the
+last two conditioning inputs that are never predicted. Version 1 files (none of these)
+read unchanged.
+
 Coordinates are 1-D datasets *named like their dimension* and attached to ``fields`` as
 HDF5 dimension scales; that is how netCDF-4 stores coordinate variables, so
 ``xarray.open_dataset(path, engine="h5netcdf")`` sees the named dimensions
@@ -42,6 +49,15 @@ import h5py
 import numpy as np
 
 from ._errors import DatasetError
+from ._per_sample import (
+    CONSTANT_DIM,
+    CONSTANT_FIELDS,
+    SCALAR_DIM,
+    SCALARS,
+    PerTrajectoryAccess,
+    SampleData,
+    sample_coordinate,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -53,7 +69,9 @@ __all__ = [
 ]
 
 # ------------------------------------------- layout, shared with _format_write (writer)
-FORMAT_VERSION = 1
+# 2: optional per-trajectory coordinates, constant fields and scalars. A version-1
+# reader would ignore them (and collapse the coordinates), so it is refused a v2 file.
+FORMAT_VERSION = 2
 FIELDS = "fields"
 LEADING_DIMS = ("sample", "time", "channel")
 SAMPLE_PARAMETERS = "sample_parameters"
@@ -112,6 +130,7 @@ class _Metadata:
     coords: dict[str, np.ndarray]
     attrs: dict[str, Any]
     sample_parameters: dict[str, np.ndarray]
+    sample_data: SampleData
 
 
 def _open(path: Path) -> h5py.File:
@@ -211,7 +230,58 @@ def _metadata(handle: h5py.File, path: Path) -> _Metadata:
         coords=coords,
         attrs=attrs,
         sample_parameters=parameters,
+        sample_data=_sample_data(handle, path, fields.shape, dims),
     )
+
+
+def _sample_data(
+    handle: h5py.File, path: Path, shape: tuple[int, ...], dims: tuple[str, ...]
+) -> SampleData:
+    """The optional per-trajectory datasets (see :mod:`physim.data._per_sample`)."""
+
+    def optional(key: str, expected: tuple[int, ...]) -> h5py.Dataset | None:
+        node = handle.get(key)
+        if node is None:
+            return None
+        if not isinstance(node, h5py.Dataset) or node.shape != expected:
+            got = node.shape if isinstance(node, h5py.Dataset) else "a group"
+            raise DatasetError(
+                f"{path}: '{key}' is {got}; expected a dataset of shape {expected}. "
+                "Regenerate or re-convert the file."
+            )
+        return node
+
+    num, frames = shape[:2]
+    coordinates = {}
+    for axis, dim in ((1, "time"), *((3 + i, d) for i, d in enumerate(dims[3:]))):
+        node = optional(sample_coordinate(dim), (num, shape[axis]))
+        if node is None:
+            continue
+        values = np.asarray(node[()], dtype=np.float64)
+        increasing = dim != "time" or bool(np.all(np.diff(values, axis=1) > 0))
+        if node.ndim != 2 or not np.isfinite(values).all() or not increasing:
+            raise DatasetError(
+                f"{path}: '{node.name.lstrip('/')}' must be [{num}, {shape[axis]}], "
+                "finite (and increasing in time). Regenerate or re-convert the file."
+            )
+        coordinates[dim] = values
+    constant_names = _names(handle, CONSTANT_DIM)
+    optional(CONSTANT_FIELDS, (num, len(constant_names), *shape[3:]))
+    scalar_names = _names(handle, SCALAR_DIM)
+    optional(SCALARS, (num, frames, len(scalar_names)))
+    return SampleData(
+        sample_times=coordinates.pop("time", None),
+        sample_coords=coordinates,
+        constant_names=constant_names if CONSTANT_FIELDS in handle else (),
+        scalar_names=scalar_names if SCALARS in handle else (),
+    )
+
+
+def _names(handle: h5py.File, scale: str) -> tuple[str, ...]:
+    node = handle.get(scale)
+    if not isinstance(node, h5py.Dataset):
+        return ()
+    return tuple(_plain(v) for v in node[()])
 
 
 def validate_trajectory_file(
@@ -248,7 +318,7 @@ def validate_trajectory_file(
             )
 
 
-class TrajectoryFile:
+class TrajectoryFile(PerTrajectoryAccess):
     """Lazy reader of one trajectory file.
 
     The file is validated and its metadata read when the object is created; the HDF5
@@ -319,6 +389,12 @@ class TrajectoryFile:
         return tuple(self._meta.sample_parameters)
 
     @property
+    def sample_data(self) -> SampleData:
+        """Per-trajectory coordinates and conditioning names (see
+        :class:`physim.data.PerTrajectoryAccess`)."""
+        return self._meta.sample_data
+
+    @property
     def sample_parameters(self) -> dict[str, np.ndarray]:
         """Per-trajectory parameters, ``{name: [N] float64}``."""
         return {k: v.copy() for k, v in self._meta.sample_parameters.items()}
@@ -366,6 +442,12 @@ class TrajectoryFile:
                 f"[0, {self.num_trajectories})."
             )
         return self._dataset()[index, frames]
+
+    def _read_constants(self, index: int) -> np.ndarray:
+        return self._dataset().file[CONSTANT_FIELDS][index]
+
+    def _read_scalars(self, index: int, frames: slice) -> np.ndarray:
+        return self._dataset().file[SCALARS][index, frames]
 
     def close(self) -> None:
         """Close the HDF5 handle (reopened on the next :meth:`read`)."""

@@ -27,6 +27,13 @@ from ._format import (
     record_finite_verdict,
     temporary_path,
 )
+from ._per_sample import (
+    CONSTANT_DIM,
+    CONSTANT_FIELDS,
+    SCALAR_DIM,
+    SCALARS,
+    sample_coordinate,
+)
 
 __all__ = ["TrajectoryWriter", "write_trajectories"]
 
@@ -56,6 +63,31 @@ def _check_attrs(attrs: Mapping[str, Any]) -> dict[str, Any]:
             )
         checked[key] = value
     return checked
+
+
+def _names(what: str, names: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(str(n) for n in names)
+    if len(set(names)) != len(names) or not all(names):
+        raise ValueError(
+            f"TrajectoryWriter: {what} must be distinct non-empty strings, got "
+            f"{list(names)!r}."
+        )
+    return names
+
+
+def _check_sample_axis(dim: str, values: Any, shape: tuple[int, int]) -> np.ndarray:
+    """A per-trajectory coordinate ``[N, L]``: finite, times increasing per row."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != shape or not np.isfinite(array).all():
+        raise ValueError(
+            f"TrajectoryWriter: per-trajectory {dim} must be a finite {list(shape)} "
+            f"array, got shape {array.shape}."
+        )
+    if dim == "time" and np.any(np.diff(array, axis=1) <= 0):
+        raise ValueError(
+            "TrajectoryWriter: per-trajectory times must increase along each row."
+        )
+    return array
 
 
 def _check_axis(name: str, values: Any, *, strictly_increasing: bool) -> np.ndarray:
@@ -103,6 +135,14 @@ class TrajectoryWriter:
         record_finite: when every block written was finite, record that beside the
             file (``.<name>.finite``), so readers need not check it again (see
             :func:`physim.data._format.finite_verdict`); off for temporary files.
+        sample_times: ``[N, T]`` times of each trajectory, when they differ between
+            trajectories (``times`` then counts frames); stored as ``sample_time``.
+        sample_coords: ``{dim: [N, X]}`` positions of the dims that differ between
+            trajectories; stored as ``sample_<dim>``.
+        constant_names: names of constant fields (``[K, *space]`` per trajectory,
+            passed to :meth:`write`); conditioning inputs, never predicted.
+        scalar_names: names of time-varying scalars (``[T, S]`` per trajectory,
+            passed to :meth:`write`).
     """
 
     def __init__(
@@ -117,6 +157,10 @@ class TrajectoryWriter:
         dtype: Any = np.float32,
         parameter_names: Sequence[str] = (),
         record_finite: bool = True,
+        sample_times: Any = None,
+        sample_coords: Mapping[str, Any] | None = None,
+        constant_names: Sequence[str] = (),
+        scalar_names: Sequence[str] = (),
     ) -> None:
         self.path = Path(path)
         self.record_finite = record_finite
@@ -136,7 +180,8 @@ class TrajectoryWriter:
             raise ValueError(
                 "TrajectoryWriter: coords needs one entry per spatial axis."
             )
-        reserved = {FIELDS, *LEADING_DIMS}
+        reserved = {FIELDS, *LEADING_DIMS, CONSTANT_FIELDS, CONSTANT_DIM, SCALARS}
+        reserved |= {SCALAR_DIM, *(sample_coordinate(d) for d in ("time", *coords))}
         self.parameter_names = tuple(str(name) for name in parameter_names)
         for name in self.parameter_names:
             if name in reserved or name in coords or not _IDENTIFIER.fullmatch(name):
@@ -167,6 +212,24 @@ class TrajectoryWriter:
             len(names),
             *(len(a) for a in axes.values()),
         )
+        self.constant_names = _names("constant_names", constant_names)
+        self.scalar_names = _names("scalar_names", scalar_names)
+        per_sample = {
+            "time": sample_times,
+            **{d: v for d, v in (sample_coords or {}).items() if v is not None},
+        }
+        unknown = set(per_sample) - {"time", *axes}
+        if unknown:
+            raise ValueError(
+                f"TrajectoryWriter: sample_coords names {sorted(unknown)}, which are "
+                f"not spatial dims {list(axes)}."
+            )
+        lengths = {"time": len(times), **{d: len(a) for d, a in axes.items()}}
+        self.sample_axes = {
+            dim: _check_sample_axis(dim, values, (self.shape[0], lengths[dim]))
+            for dim, values in per_sample.items()
+            if values is not None
+        }
         user_attrs = _check_attrs(attrs)
         stored = {
             "physim_version": _physim_version(),
@@ -175,6 +238,11 @@ class TrajectoryWriter:
             "physim_format_version": FORMAT_VERSION,
         }
         self._written = np.zeros(self.shape[0], dtype=bool)
+        self._extras_written = {
+            key: np.zeros(self.shape[0], dtype=bool)
+            for key, names in ((CONSTANT_FIELDS, self.constant_names),
+                               (SCALARS, self.scalar_names)) if names
+        }  # fmt: skip
         self._all_finite = True  # recorded beside the file (see _format.finite_verdict)
         self._tmp = temporary_path(self.path)
         try:
@@ -224,16 +292,52 @@ class TrajectoryWriter:
             f.attrs[SAMPLE_PARAMETERS] = np.array(
                 self.parameter_names, dtype=h5py.string_dtype("utf-8")
             )
+        self._layout_per_sample(f, list(scales))
         f[FIELDS].attrs["long_name"] = "trajectories [sample, time, channel, *space]"
         f["time"].attrs["long_name"] = "physical time of each stored frame"
         for key, value in attrs.items():
             f.attrs[key] = value
+
+    def _layout_per_sample(self, f: h5py.File, dims: list[str]) -> None:
+        """Per-trajectory coordinates, constant fields and scalars (if any)."""
+        for dim, values in self.sample_axes.items():
+            name = sample_coordinate(dim)
+            node = f.create_dataset(name, data=values)
+            for axis, scale in enumerate(("sample", dim)):
+                node.dims[axis].attach_scale(f[scale])
+                node.dims[axis].label = scale
+            node.attrs["long_name"] = f"{dim} of each trajectory"
+        if self.sample_axes:
+            # CF's auxiliary coordinates: xarray shows them as 2-D coordinates.
+            f[FIELDS].attrs["coordinates"] = " ".join(
+                sample_coordinate(d) for d in self.sample_axes
+            )
+        space = dims[3:]
+        for key, scale, names, axes in (
+            (CONSTANT_FIELDS, CONSTANT_DIM, self.constant_names, ["sample", *space]),
+            (SCALARS, SCALAR_DIM, self.scalar_names, ["sample", "time"]),
+        ):
+            if not names:
+                continue
+            labels = np.array(names, dtype=h5py.string_dtype("utf-8"))
+            f.create_dataset(scale, data=labels).make_scale(scale)
+            axes.insert(1 if key == CONSTANT_FIELDS else 2, scale)
+            shape = tuple(len(f[a]) for a in axes)
+            node = f.create_dataset(
+                key, shape=shape, dtype=self.dtype, chunks=(1, *shape[1:])
+            )
+            for axis, label in enumerate(axes):
+                node.dims[axis].attach_scale(f[label])
+                node.dims[axis].label = label
 
     def write(
         self,
         index: int | slice,
         block: Any,
         parameters: Mapping[str, Any] | None = None,
+        *,
+        constants: Any = None,
+        scalars: Any = None,
     ) -> None:
         """Store trajectory ``index`` (``[T, C, *space]``) or a slice of them.
 
@@ -243,6 +347,10 @@ class TrajectoryWriter:
                 cast to the file's dtype. Torch tensors are accepted (moved to CPU).
             parameters: one value (an index) or ``[n]`` values (a slice) per name of
                 ``parameter_names``; required exactly when the file has parameters.
+            constants: ``[K, *space]`` (``[n, K, *space]`` for a slice); required
+                exactly when the file has ``constant_names``.
+            scalars: ``[T, S]`` (``[n, T, S]`` for a slice); required exactly when
+                the file has ``scalar_names``.
         """
         if self._file is None:
             raise RuntimeError(f"{self.path}: the writer is already closed.")
@@ -272,12 +380,43 @@ class TrajectoryWriter:
                 f"{self.path})."
             )
         values = self._parameter_values(parameters, rows.stop - rows.start)
+        extras = self._extra_values(rows, constants=constants, scalars=scalars)
         stored = block.reshape(-1, *self.shape[1:]).astype(self.dtype, copy=False)
         self._fields[rows] = stored
         self._all_finite = self._all_finite and bool(np.isfinite(stored).all())
         for name, value in values.items():
             self._file[name][rows] = value
+        for key, value in extras.items():
+            self._file[key][rows] = value
+            self._all_finite = self._all_finite and bool(np.isfinite(value).all())
         self._written[rows] = True
+
+    def _extra_values(self, rows: slice, **given: Any) -> dict[str, np.ndarray]:
+        """The constant fields and scalars of ``rows``, checked and cast."""
+        out = {}
+        for key, name in ((CONSTANT_FIELDS, "constants"), (SCALARS, "scalars")):
+            value = given[name]
+            if (value is None) != (key not in self._extras_written):
+                need = "needs" if key in self._extras_written else "has no"
+                raise ValueError(
+                    f"TrajectoryWriter.write: {self.path} {need} {name}; pass them "
+                    "exactly when the writer was given their names."
+                )
+            if value is None:
+                continue
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().numpy()
+            node = self._file[key]
+            expected = (rows.stop - rows.start, *node.shape[1:])
+            value = np.asarray(value).astype(self.dtype, copy=False)
+            if value.reshape(-1, *node.shape[1:]).shape != expected:
+                raise ValueError(
+                    f"TrajectoryWriter.write: {name} for trajectories {rows} have "
+                    f"shape {value.shape}; expected {expected[1:]} per trajectory."
+                )
+            out[key] = value.reshape(expected)
+            self._extras_written[key][rows] = True
+        return out
 
     def _parameter_values(
         self, parameters: Mapping[str, Any] | None, count: int
@@ -305,7 +444,9 @@ class TrajectoryWriter:
         """Finish: check completeness, then atomically rename to the final path."""
         if self._file is None:
             return self.path
-        missing = np.flatnonzero(~self._written)
+        missing = np.flatnonzero(
+            ~np.logical_and.reduce([self._written, *self._extras_written.values()])
+        )
         if missing.size:
             self.abort()
             raise DatasetError(
@@ -354,11 +495,17 @@ def write_trajectories(
     attrs: Mapping[str, Any],
     sample_parameters: Mapping[str, Any] | None = None,
     record_finite: bool = True,
+    sample_times: Any = None,
+    sample_coords: Mapping[str, Any] | None = None,
+    constant_fields: Mapping[str, Any] | None = None,
+    scalars: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a whole ``[N, T, C, *space]`` array atomically (dtype kept); return path.
 
     See :class:`TrajectoryWriter` for the arguments and the layout;
-    ``sample_parameters`` maps parameter names to ``[N]`` values.
+    ``sample_parameters`` maps parameter names to ``[N]`` values,
+    ``constant_fields`` names to ``[N, *space]`` arrays and ``scalars`` names to
+    ``[N, T]`` arrays.
     """
     if hasattr(fields, "detach"):
         fields = fields.detach().cpu().numpy()
@@ -378,6 +525,22 @@ def write_trajectories(
         dtype=fields.dtype,
         parameter_names=list(sample_parameters or {}),
         record_finite=record_finite,
+        sample_times=sample_times,
+        sample_coords=sample_coords,
+        constant_names=list(constant_fields or {}),
+        scalar_names=list(scalars or {}),
     ) as writer:
-        writer.write(slice(None), fields, sample_parameters)
+        writer.write(
+            slice(None),
+            fields,
+            sample_parameters,
+            constants=_stack(constant_fields, axis=1),
+            scalars=_stack(scalars, axis=2),
+        )
     return writer.path
+
+
+def _stack(arrays: Mapping[str, Any] | None, axis: int) -> np.ndarray | None:
+    if not arrays:
+        return None
+    return np.stack([np.asarray(a) for a in arrays.values()], axis=axis)

@@ -179,6 +179,30 @@ def _summary(
     others = {s: m for s, m in deltas.items() if s != 1}
     if others:
         stats["differences"] = _differences(others)
+    stats.update(conditioning_statistics(source))
+    return stats
+
+
+def conditioning_statistics(source: Any) -> dict[str, Any]:
+    """Mean/std of a source's constant fields (per field, over trajectories and
+    space) and time-varying scalars (per scalar, over trajectories and frames), for
+    normalising them as conditioning inputs: ``constant_mean``, ``constant_std``,
+    ``constant_names`` and ``scalar_*`` likewise; empty when it has neither."""
+    stats: dict[str, Any] = {}
+    for kind, names, read in (
+        ("constant", getattr(source, "constant_names", ()), "read_constants"),
+        ("scalar", getattr(source, "scalar_names", ()), "read_scalars"),
+    ):
+        if not names:
+            continue
+        moments = _Moments(len(names))
+        for index in range(source.num_trajectories):
+            block = np.asarray(getattr(source, read)(index), dtype=np.float64)
+            # [K, *space] -> [1, K, *space]; [T, S] is already [T, S].
+            moments.update(block[None] if kind == "constant" else block)
+        stats[f"{kind}_names"] = list(names)
+        stats[f"{kind}_mean"] = moments.mean.tolist()
+        stats[f"{kind}_std"] = moments.std().tolist()
     return stats
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from ._errors import DatasetError
 from ._format import first_nonfinite, nonfinite_message
+from ._per_sample import PerTrajectoryAccess, SampleData
 
 
 class FrameSource(Protocol):
@@ -19,6 +20,13 @@ class FrameSource(Protocol):
 
     A source may also have ``sample_parameters`` (``{name: [N]}``, per-trajectory
     parameters); windows and trajectories then carry them as ``"params"`` ``[P]``.
+    A source with the :class:`~physim.data._per_sample.PerTrajectoryAccess` interface
+    (physim's files, the external readers, :class:`InMemorySource`) also gives each
+    item its frames' physical ``"times"`` ``[T']`` (float64; each trajectory's own),
+    its ``"coords"`` (``{dim: [X]}``, only for dims whose positions differ between
+    trajectories), its constant fields ``"constants"`` ``[K, *space]`` and
+    time-varying scalars ``"scalars"`` ``[T', S]`` (when it has them): conditioning
+    inputs, never part of ``history``/``future``.
     """
 
     num_trajectories: int
@@ -37,23 +45,41 @@ def parameter_matrix(source: FrameSource) -> np.ndarray | None:
     )
 
 
-class InMemorySource:
+class InMemorySource(PerTrajectoryAccess):
     """A whole split held in memory (``[N, T, C, *space]``), read like a file."""
 
     def __init__(
         self,
         fields: np.ndarray,
         sample_parameters: dict[str, np.ndarray] | None = None,
+        *,
+        times: np.ndarray | None = None,
+        coords: dict[str, np.ndarray] | None = None,
+        sample_data: SampleData | None = None,
+        constants: np.ndarray | None = None,
+        scalars: np.ndarray | None = None,
     ) -> None:
         self.fields = fields
         self.sample_parameters = dict(sample_parameters or {})
         self.num_trajectories, self.num_frames = fields.shape[:2]
+        self.times = (
+            np.arange(self.num_frames, dtype=np.float64) if times is None else times
+        )
+        self.coords = dict(coords or {})
+        self._sample_data = sample_data or SampleData()
+        self.constants = constants
+        self.scalars = scalars
+
+    @property
+    def sample_data(self) -> SampleData:
+        return self._sample_data
 
     @classmethod
     def load(cls, source: FrameSource) -> InMemorySource:
         """Read every trajectory of ``source`` once (chunk by chunk) into one array.
 
-        Each trajectory is checked for NaN/Inf as it arrives (no second read).
+        Each trajectory is checked for NaN/Inf as it arrives (no second read); its
+        constant fields and scalars, if any, are read too.
 
         Raises:
             DatasetError: naming the source's path, the trajectory, frame and channel
@@ -74,10 +100,63 @@ class InMemorySource:
                         channel_names=getattr(source, "channel_names", None),
                     )
                 )
-        return cls(fields, getattr(source, "sample_parameters", None))
+        data = getattr(source, "sample_data", SampleData())
+        every = range(source.num_trajectories)
+        return cls(
+            fields,
+            getattr(source, "sample_parameters", None),
+            times=getattr(source, "times", None),
+            coords=getattr(source, "coords", None),
+            sample_data=data,
+            constants=np.stack([source.read_constants(i) for i in every])
+            if data.constant_names
+            else None,
+            scalars=np.stack([source.read_scalars(i) for i in every])
+            if data.scalar_names
+            else None,
+        )
 
     def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
         return self.fields[index, frames]
+
+    def _read_constants(self, index: int) -> np.ndarray:
+        return self.constants[index]
+
+    def _read_scalars(self, index: int, frames: slice) -> np.ndarray:
+        return self.scalars[index, frames]
+
+
+class _Conditioning:
+    """What an item carries besides its frames (see :class:`FrameSource`)."""
+
+    def __init__(self, source: FrameSource) -> None:
+        self.source = source
+        self.parameters = parameter_matrix(source)
+        per_trajectory = isinstance(source, PerTrajectoryAccess)
+        self.times = source.time_matrix() if per_trajectory else None
+        data = source.sample_data if per_trajectory else SampleData()
+        self.sample_coords = data.sample_coords
+        self.constants = bool(data.constant_names)
+        self.scalars = bool(data.scalar_names)
+
+    def item(self, index: int, frames: slice) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.parameters is not None:
+            out["params"] = torch.from_numpy(self.parameters[index])
+        if self.times is not None:
+            out["times"] = torch.from_numpy(self.times[index, frames].copy())
+        if self.sample_coords:
+            out["coords"] = {
+                d: torch.from_numpy(v[index].copy())
+                for d, v in self.sample_coords.items()
+            }
+        if self.constants:
+            values = self.source.read_constants(index)
+            out["constants"] = torch.from_numpy(np.ascontiguousarray(values)).float()
+        if self.scalars:
+            values = self.source.read_scalars(index, frames)
+            out["scalars"] = torch.from_numpy(np.ascontiguousarray(values)).float()
+        return out
 
 
 class WindowDataset(Dataset):
@@ -122,7 +201,7 @@ class WindowDataset(Dataset):
             if trajectories is None
             else list(trajectories)
         )
-        self.parameters = parameter_matrix(source)
+        self.conditioning = _Conditioning(source)
 
     def __len__(self) -> int:
         return len(self.trajectories) * self.windows_per_trajectory
@@ -137,18 +216,15 @@ class WindowDataset(Dataset):
     def __getitem__(self, item: int) -> dict[str, Tensor]:
         index, start = self.locate(item)
         stop = start + (self.length - 1) * self.stride + 1
+        window = slice(start, stop, self.stride)
         frames = torch.from_numpy(
-            np.ascontiguousarray(
-                self.source.read(index, slice(start, stop, self.stride))
-            )
+            np.ascontiguousarray(self.source.read(index, window))
         ).float()
-        item = {
+        return {
             "history": frames[: self.time_history],
             "future": frames[self.time_history :],
+            **self.conditioning.item(index, window),
         }
-        if self.parameters is not None:
-            item["params"] = torch.from_numpy(self.parameters[index])
-        return item
 
 
 class TrajectoryDataset(Dataset):
@@ -171,7 +247,7 @@ class TrajectoryDataset(Dataset):
             if trajectories is None
             else list(trajectories)
         )
-        self.parameters = parameter_matrix(source)
+        self.conditioning = _Conditioning(source)
 
     def __len__(self) -> int:
         return len(self.trajectories)
@@ -179,7 +255,7 @@ class TrajectoryDataset(Dataset):
     def __getitem__(self, item: int) -> dict[str, Tensor]:
         index = self.trajectories[item]
         frames = self.source.read(index, self.frames)
-        out = {"trajectory": torch.from_numpy(np.ascontiguousarray(frames)).float()}
-        if self.parameters is not None:
-            out["params"] = torch.from_numpy(self.parameters[index])
-        return out
+        return {
+            "trajectory": torch.from_numpy(np.ascontiguousarray(frames)).float(),
+            **self.conditioning.item(index, self.frames),
+        }

@@ -145,6 +145,11 @@ class RolloutReport:
         output_interval: time between frames, for the correlation times; ``None``
             takes the spacing of ``times`` (which must then be uniform; 1.0 when there
             is a single frame).
+        sample_times: ``[N, T]`` each trajectory's own times of the predicted frames,
+            when they differ between trajectories (``times`` then counts frames);
+            written as the 2-D coordinate ``sample_time``.
+        sample_coords: ``{dim: [N, X]}`` each trajectory's own cell positions, for
+            the dims where they differ; written as ``sample_<dim>``.
 
     Raises:
         ValueError: when shapes, times, coords or names do not match.
@@ -163,6 +168,8 @@ class RolloutReport:
         correlation_threshold: float = 0.8,
         attrs: dict | None = None,
         output_interval: float | None = None,
+        sample_times: np.ndarray | Tensor | None = None,
+        sample_coords: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.pred = _to_cpu(pred, "pred")
         self.target = _to_cpu(target, "target")
@@ -207,6 +214,7 @@ class RolloutReport:
                 f"RolloutReport: channel_names has {len(self.channel_names)} names for "
                 f"{c} channels: {self.channel_names}."
             )
+        self.sample_coordinates = self._sample_coordinates(sample_times, sample_coords)
         self.baseline = None if baseline is None else _to_cpu(baseline, "baseline")
         if self.baseline is not None and self.baseline.shape != self.target.shape:
             raise ValueError(
@@ -230,6 +238,30 @@ class RolloutReport:
         self._spectra: dict[str, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ set-up
+    def _sample_coordinates(
+        self, sample_times: Any, sample_coords: dict[str, Any] | None
+    ) -> dict[str, tuple[tuple[str, str], np.ndarray]]:
+        """Per-trajectory coordinates as 2-D netCDF coordinates, checked."""
+        n, t, _, *space = self.pred.shape
+        given = {"time": sample_times, **(sample_coords or {})}
+        lengths = {"time": t, **{d: len(v) for d, v in self.coords.items()}}
+        out = {}
+        for dim, values in given.items():
+            if values is None:
+                continue
+            values = np.asarray(
+                _numpy(values) if isinstance(values, Tensor) else values, np.float64
+            )
+            if dim not in lengths or values.shape != (n, lengths[dim]):
+                raise ValueError(
+                    f"RolloutReport: per-trajectory {dim} must be [{n}, "
+                    f"{lengths.get(dim, '?')}] (one row per trajectory), got "
+                    f"{values.shape}."
+                )
+            name = "sample_time" if dim == "time" else f"sample_{dim}"
+            out[name] = (("sample", dim), values)
+        return out
+
     def _output_interval(self, output_interval: float | None) -> float:
         if output_interval is not None:
             if not (math.isfinite(output_interval) and output_interval > 0):
@@ -459,7 +491,9 @@ class RolloutReport:
         ds = self.per_step()
         ds["prediction"] = (dims, _numpy(self.pred))
         ds["truth"] = (dims, _numpy(self.target))
-        ds = ds.assign_coords(channel=self.channel_names, **self.coords)
+        ds = ds.assign_coords(
+            channel=self.channel_names, **self.coords, **self.sample_coordinates
+        )
         for name, values in self.spectra().items():
             ds[name] = (("sample", "time", "wavenumber"), values)
         if self.spectra():

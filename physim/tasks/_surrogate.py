@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -81,6 +82,13 @@ class AutoregressiveSurrogate(pl.LightningModule):
         unroll_reduction: ``"mean"`` or ``"sum"`` of the per-call losses of an
             unrolled (BPTT) sample.
         gradient_checkpointing: recompute each unrolled call in the backward pass.
+        conditioning_fields: names of the data's constant fields (batches'
+            ``constants``) and time-varying scalars (``scalars``) given to the
+            backbone as extra input channels after the history, normalised with the
+            training statistics: one channel per constant field, ``time_history``
+            per scalar (its values at the history frames, uniform in space). They
+            are never predicted; the backbone's ``in_channels`` is
+            ``time_history * num_channels`` plus those channels.
     """
 
     def __init__(
@@ -104,9 +112,11 @@ class AutoregressiveSurrogate(pl.LightningModule):
         normalize: bool = True,
         unroll_reduction: str = "mean",
         gradient_checkpointing: bool = False,
+        conditioning_fields: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         conditioning = [str(name) for name in conditioning or ()]
+        conditioning_fields = [str(name) for name in conditioning_fields or ()]
         if unroll_reduction not in ("mean", "sum"):
             raise ValueError(
                 f"unroll_reduction must be 'mean' or 'sum', got {unroll_reduction!r}."
@@ -122,6 +132,8 @@ class AutoregressiveSurrogate(pl.LightningModule):
         # Lightning collects the arguments from every subclass's frame too, where
         # ``conditioning`` may still be ``None``: store the normalised list.
         self.hparams["conditioning"] = conditioning
+        self.hparams["conditioning_fields"] = conditioning_fields
+        self._init_conditioning_fields(conditioning_fields)
         self.check_backbone(net)
         self.net = net
         self.optimizer_factory = optimizer
@@ -172,6 +184,8 @@ class AutoregressiveSurrogate(pl.LightningModule):
             self.set_statistics(stats)
         if self.hparams.conditioning and datamodule is not None:
             self.set_parameter_names(datamodule.parameter_names)
+        if self.hparams.get("conditioning_fields") and datamodule is not None:
+            self.set_field_names(datamodule.constant_names, datamodule.scalar_names)
 
     def set_parameter_names(self, names: Sequence[str]) -> None:
         """Locate the conditioning parameters among the data's ``params`` columns."""
@@ -215,6 +229,7 @@ class AutoregressiveSurrogate(pl.LightningModule):
                 )
             self.cond_mean[i] = moments["mean"]
             self.cond_std[i] = max(moments["std"], 1e-12)
+        self._set_field_statistics(stats)
 
     def condition(self, params: Tensor | None) -> Tensor | None:
         """Normalised conditioning ``[B, P]`` from a batch's ``params``, or ``None``."""
@@ -233,8 +248,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
         return buffer.view(1, 1, -1, *([1] * (like.ndim - 3))).to(like.dtype)
 
     # ------------------------------------------------------------------ prediction
-    def encode_history(self, history: Tensor) -> Tensor:
-        """Physical history ``[B, T_in, C, *S]`` -> normalised ``[B, T_in*C, *S]``."""
+    def encode_history(self, history: Tensor, fields: Tensor | None = None) -> Tensor:
+        """Physical history ``[B, T_in, C, *S]`` -> normalised ``[B, T_in*C, *S]``,
+        followed by the normalised conditioning ``fields [B, F, *S]`` if given."""
         b, t_in, c, *space = history.shape
         if t_in != self.hparams.time_history or c != self.hparams.num_channels:
             raise ValueError(
@@ -245,13 +261,19 @@ class AutoregressiveSurrogate(pl.LightningModule):
         x = (history - self._per_channel(self.field_mean, history)) / self._per_channel(
             self.field_std, history
         )
-        return x.reshape(b, t_in * c, *space)
+        x = x.reshape(b, t_in * c, *space)
+        return x if fields is None else torch.cat([x, fields.to(x.dtype)], dim=1)
 
     def forward_normalized(
-        self, history: Tensor, params: Tensor | None = None
+        self,
+        history: Tensor,
+        params: Tensor | None = None,
+        *,
+        fields: Tensor | None = None,
     ) -> Tensor:
-        """Backbone output for a physical history, in normalised target units."""
-        x = self.encode_history(history)
+        """Backbone output for a physical history, in normalised target units
+        (``fields``: see :meth:`conditioning_inputs`)."""
+        x = self.encode_history(history, fields)
         cond = self.condition(params)
         out = self.net(x) if cond is None else self.net(x, cond)
         b, _, c, *space = history.shape
@@ -275,13 +297,21 @@ class AutoregressiveSurrogate(pl.LightningModule):
             future - self._per_channel(self.field_mean, future)
         ) / self._per_channel(self.field_std, future)
 
-    def predict_next(self, history: Tensor, params: Tensor | None = None) -> Tensor:
+    def predict_next(
+        self,
+        history: Tensor,
+        params: Tensor | None = None,
+        *,
+        fields: Tensor | None = None,
+    ) -> Tensor:
         """Physical history ``[B, T_in, C, *S]`` -> next frames ``[B, T_out, ...]``.
 
         ``params [B, P]``: the trajectories' per-trajectory parameters (needed when the
-        model is conditioned on them).
+        model is conditioned on them); ``fields [B, F, *S]``: the normalised
+        conditioning fields of this window (:meth:`conditioning_inputs`).
         """
-        return self.decode(self.forward_normalized(history, params), history)
+        out = self.forward_normalized(history, params, **_given(fields))
+        return self.decode(out, history)
 
     def forward(self, history: Tensor, params: Tensor | None = None) -> Tensor:
         return self.predict_next(history, params)
@@ -291,18 +321,25 @@ class AutoregressiveSurrogate(pl.LightningModule):
         """Loss, prediction and target (physical) for a window batch."""
         window, future = batch["history"], batch["future"]
         params = batch.get("params")
+        inputs = self.conditioning_batch(batch)
         if self.training and self.hparams.train_points:
             window, future = (
                 self._resample(x, self.hparams.train_points) for x in (window, future)
             )
+            inputs = self._resample_inputs(inputs, self.hparams.train_points)
+        offset = 0  # frames the window has advanced (for the scalars)
         if self.training and self.hparams.input_noise > 0:
             std = self.hparams.input_noise * self._per_channel(self.field_std, window)
             window = window + std * torch.randn_like(window)
         chunks = future.split(self.hparams.time_future, dim=1)
         if self.hparams.pushforward and len(chunks) > 1:
             with torch.no_grad():
-                for _chunk in chunks[:-1]:
-                    window = self._slide(window, self.predict_next(window, params))
+                for chunk in chunks[:-1]:
+                    fields = self._fields(inputs, offset, window)
+                    window = self._slide(
+                        window, self.predict_next(window, params, **fields)
+                    )
+                    offset += chunk.shape[1]
             chunks = chunks[-1:]
         loss = 0.0
         preds = []
@@ -312,24 +349,31 @@ class AutoregressiveSurrogate(pl.LightningModule):
             and torch.is_grad_enabled()
         )
         for chunk in chunks:
+            fields = self._fields(inputs, offset, window)
             if recompute:
                 chunk_loss, pred = checkpoint(
-                    self.step_loss, window, chunk, params, use_reentrant=False
+                    self.step_loss, window, chunk, params, use_reentrant=False, **fields
                 )
             else:
-                chunk_loss, pred = self.step_loss(window, chunk, params)
+                chunk_loss, pred = self.step_loss(window, chunk, params, **fields)
             loss = loss + chunk_loss
             preds.append(pred)
             window = self._slide(window, pred)
+            offset += chunk.shape[1]
         if self.hparams.unroll_reduction == "mean":
             loss = loss / len(chunks)
         return loss, torch.cat(preds, dim=1), torch.cat(chunks, dim=1)
 
     def step_loss(
-        self, history: Tensor, future: Tensor, params: Tensor | None = None
+        self,
+        history: Tensor,
+        future: Tensor,
+        params: Tensor | None = None,
+        *,
+        fields: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Training loss of one call on ``history`` and its physical prediction."""
-        out = self.forward_normalized(history, params)
+        out = self.forward_normalized(history, params, **_given(fields))
         loss = self.loss_fn(out, self.encode_target(future, history))
         return loss, self.decode(out, history)
 
@@ -363,19 +407,31 @@ class AutoregressiveSurrogate(pl.LightningModule):
         self._evaluate(batch, "test", dataloader_idx)
 
     def rollout(
-        self, trajectory: Tensor, params: Tensor | None = None
+        self,
+        trajectory: Tensor,
+        params: Tensor | None = None,
+        *,
+        constants: Tensor | None = None,
+        scalars: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
         """Predict ``trajectory[:, T_in:]`` from its first ``T_in`` frames.
+
+        ``constants [B, K, *S]`` and ``scalars [B, T, S]`` (the trajectory batch's) are
+        needed when the model has ``conditioning_fields``.
 
         Returns the prediction and, per trajectory, the first step that went non-finite
         (-1 when none).
         """
         t_in = self.hparams.time_history
-        result = rollout(
-            lambda window: self.predict_next(window, params),
-            trajectory[:, :t_in],
-            trajectory.shape[1] - t_in,
-        )
+        inputs = {"constants": constants, "scalars": scalars}
+        offset = [0]
+
+        def step(window: Tensor) -> Tensor:
+            fields = self._fields(inputs, offset[0], window)
+            offset[0] += self.hparams.time_future
+            return self.predict_next(window, params, **fields)
+
+        result = rollout(step, trajectory[:, :t_in], trajectory.shape[1] - t_in)
         return result.pred, result.first_nonfinite
 
     def _evaluate(
@@ -387,7 +443,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
             size = pred.shape[0]
         else:
             trajectory = batch["trajectory"]
-            pred, first_nonfinite = self.rollout(trajectory, batch.get("params"))
+            pred, first_nonfinite = self.rollout(
+                trajectory, batch.get("params"), **self.conditioning_batch(batch)
+            )
             t_in = self.hparams.time_history
             self.rollout_metrics[stage].update(
                 metrics.score_rollout(
@@ -429,6 +487,123 @@ class AutoregressiveSurrogate(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
+    # ------------------------------------------------------------ conditioning fields
+    # Constant fields and time-varying scalars of the data (batches' ``constants``
+    # and ``scalars``) enter as extra input channels after the history, never as
+    # predicted channels; the backbone needs nothing but a larger ``in_channels``.
+    # Alternatives: FiLM-style modulation by a pooled embedding (needs backbone
+    # changes and loses the fields' spatial structure); stacking them as channels
+    # predicted every step (what physim did before: the model was asked to predict
+    # what never changes). Input channels are what The Well's own formatter does
+    # (DefaultChannelsFirstFormatter concatenates constant_fields to the input).
+    def _init_conditioning_fields(self, names: list[str]) -> None:
+        self.field_columns: list[tuple[str, int]] | None = None
+        if not names:
+            return  # no buffers: checkpoints of unconditioned models load unchanged
+        for method in (self.predict_next, self.step_loss):
+            if "fields" not in inspect.signature(method).parameters:
+                raise ValueError(
+                    f"{type(self).__name__}.{method.__name__} takes no conditioning "
+                    f"fields, so conditioning_fields={names} cannot be used with it."
+                )
+        self.register_buffer("field_cond_mean", torch.zeros(len(names)))
+        self.register_buffer("field_cond_std", torch.ones(len(names)))
+
+    @property
+    def conditioning_channels(self) -> int:
+        """Extra input channels: one per constant field, ``time_history`` per scalar
+        (known once :meth:`set_field_names` has located the names)."""
+        if self.field_columns is None:
+            return 0
+        t_in = self.hparams.time_history
+        return sum(1 if kind == "constants" else t_in for kind, _ in self.field_columns)
+
+    def set_field_names(
+        self, constant_names: Sequence[str], scalar_names: Sequence[str]
+    ) -> None:
+        """Locate ``conditioning_fields`` among the data's constant fields and
+        time-varying scalars (batches' ``constants`` and ``scalars`` columns)."""
+        columns = []
+        for name in self.hparams.get("conditioning_fields") or []:
+            if name in constant_names:
+                columns.append(("constants", list(constant_names).index(name)))
+            elif name in scalar_names:
+                columns.append(("scalars", list(scalar_names).index(name)))
+            else:
+                raise ValueError(
+                    f"model.conditioning_fields names {name!r}, but the data's "
+                    f"constant fields are {list(constant_names)} and its time-varying "
+                    f"scalars {list(scalar_names)}; condition on those or none."
+                )
+        self.field_columns = columns
+
+    def _set_field_statistics(self, stats: dict[str, Any]) -> None:
+        for i, name in enumerate(self.hparams.get("conditioning_fields") or []):
+            for kind in ("constant", "scalar"):
+                names = stats.get(f"{kind}_names", [])
+                if name in names:
+                    column = names.index(name)
+                    self.field_cond_mean[i] = stats[f"{kind}_mean"][column]
+                    self.field_cond_std[i] = max(stats[f"{kind}_std"][column], 1e-12)
+                    break
+            else:
+                raise ValueError(
+                    f"The statistics hold no moments of the conditioning field "
+                    f"{name!r}; recompute them (physim.data.compute_statistics)."
+                )
+
+    def conditioning_batch(self, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """The batch's ``constants``/``scalars`` if the model uses them, else ``{}``."""
+        if not self.hparams.get("conditioning_fields"):
+            return {}
+        return {k: batch[k] for k in ("constants", "scalars") if k in batch}
+
+    def conditioning_inputs(
+        self, inputs: dict[str, Tensor], offset: int, window: Tensor
+    ) -> Tensor:
+        """Normalised conditioning fields ``[B, F, *S]`` of the window that starts
+        ``offset`` frames into ``inputs["scalars"]`` (constant fields need none)."""
+        if self.field_columns is None:
+            raise ValueError(
+                f"The model is conditioned on {self.hparams.conditioning_fields}; "
+                "call set_field_names with the data's constant_names and scalar_names "
+                "(the Trainer does it from the data module)."
+            )
+        b, t_in, _, *space = window.shape
+        parts = []
+        for i, (kind, column) in enumerate(self.field_columns):
+            values = inputs.get(kind)
+            if values is None:
+                raise ValueError(
+                    f"conditioning field {self.hparams.conditioning_fields[i]!r} "
+                    f"needs the batch's '{kind}', which it lacks."
+                )
+            if kind == "constants":
+                part = values[:, column : column + 1]
+            else:  # [B, t_in] values of the window's frames, uniform in space
+                part = values[:, offset : offset + t_in, column]
+                part = part[(..., *([None] * len(space)))].expand(b, t_in, *space)
+            mean, std = self.field_cond_mean[i], self.field_cond_std[i]
+            parts.append((part.to(window.dtype) - mean) / std)
+        return torch.cat(parts, dim=1)
+
+    def _fields(
+        self, inputs: dict[str, Tensor | None], offset: int, window: Tensor
+    ) -> dict[str, Tensor]:
+        """``{"fields": ...}`` for :meth:`predict_next`/:meth:`step_loss`, or ``{}``
+        for a model without conditioning fields (overrides need not take them)."""
+        if not self.hparams.get("conditioning_fields"):
+            return {}
+        return {"fields": self.conditioning_inputs(inputs, offset, window)}
+
+    def _resample_inputs(
+        self, inputs: dict[str, Tensor], num_points: int
+    ) -> dict[str, Tensor]:
+        if "constants" not in inputs:
+            return inputs
+        constants = self._resample(inputs["constants"].unsqueeze(1), num_points)
+        return {**inputs, "constants": constants.squeeze(1)}
+
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
         return configure_optimization(
@@ -445,3 +620,9 @@ class AutoregressiveSurrogate(pl.LightningModule):
         # rebuild the backbone from the checkpoint alone.
         if self.run_config is not None:
             checkpoint["physim_config"] = self.run_config
+
+
+def _given(fields: Tensor | None) -> dict[str, Tensor]:
+    """``fields`` as a keyword only when given, so that subclasses whose overrides
+    take no conditioning fields keep working."""
+    return {} if fields is None else {"fields": fields}

@@ -63,7 +63,7 @@ def test_folder_with_all_three_splits_is_used_as_is(tmp_path):
     train = source.splits["train"]
     assert [v.num_trajectories for v in source.splits.values()] == [5, 1, 2]
     assert train.channel_names == ("velocity_y", "density")
-    expected = np.concatenate([a["fields"], b["fields"]])[:, :, [5, 1]]
+    expected = np.concatenate([a["fields"], b["fields"]])[:, :, [3, 0]]
     for i in range(5):
         np.testing.assert_array_equal(train.read(i), expected[i])
     np.testing.assert_array_equal(
@@ -185,7 +185,7 @@ def test_ready_configs_match_their_formats(tmp_path):
         ("pdebench_diff_react", react, []),
         ("pdearena_ns_smoke", smoke, []),
         ("pdearena_ks", ks, []),
-        ("external", well, ["data.num_channels=10"]),
+        ("external", well, ["data.num_channels=8"]),
     ]
     for config, path, overrides in cases:
         dm = compose_data(config, path, tmp_path, *overrides)
@@ -196,31 +196,40 @@ def test_ready_configs_match_their_formats(tmp_path):
         assert dm.statistics["channel_names"] == list(dm.files["train"].channel_names)
         assert str(tmp_path / "data") in str(dm.root)
     dm = compose_data("the_well", well.parent.parent, tmp_path)
-    with pytest.raises(DatasetError, match=r"holds 10 channel\(s\).*num_channels=4"):
+    with pytest.raises(DatasetError, match=r"holds 8 channel\(s\).*num_channels=4"):
         dm.setup("fit")
 
 
 def test_constant_fields_normalise_to_finite_values(tmp_path):
-    """The Well's constant fields do not vary in time (``obstacle`` not across samples
-    either): their one-step std is exactly 0, and the task scales them by 1."""
+    """The Well's constant fields (``obstacle`` constant everywhere, ``source`` per
+    sample) are conditioning inputs with their own statistics, not channels: the
+    channels' one-step differences all vary, and a task fed the constants as extra
+    input channels has a finite loss."""
     path = tmp_path / "toy_flow" / "data" / "train" / "a.hdf5"
-    expected = write_the_well(path, num=10)["fields"].astype(np.float64)
+    expected = write_the_well(path, num=10)
     dm = TrajectoryDataModule(
-        tmp_path / "cache", num_channels=10, batch_size=4, external=ExternalSource(path)
+        tmp_path / "cache", num_channels=8, batch_size=4, external=ExternalSource(path)
     )
     dm.prepare_data()
     dm.setup("fit")
-    train = expected[dm.external.splits["train"].indices]
+    assert dm.constant_names == ("obstacle", "source")
+    train = expected["fields"][dm.external.splits["train"].indices].astype(np.float64)
     delta_std = np.diff(train, axis=1).std(axis=(0, 1, 3, 4))
-    assert delta_std[0] == delta_std[2] == 0.0  # obstacle, source
+    assert delta_std.min() > 0
     np.testing.assert_allclose(dm.statistics["delta_std"], delta_std, atol=1e-12)
+    constants = expected["constants"][dm.external.splits["train"].indices]
+    np.testing.assert_allclose(
+        dm.statistics["constant_std"], constants.std(axis=(0, 2, 3)), rtol=1e-6
+    )
     torch.manual_seed(0)
     task = AutoregressiveSurrogate(
-        FNO(10, 10, n_modes=(4, 4), hidden_channels=4, n_layers=1),
+        FNO(8 + 2, 8, n_modes=(4, 4), hidden_channels=4, n_layers=1),
         optimizer=torch.optim.Adam,
-        num_channels=10,
+        num_channels=8,
         time_history=1,
+        conditioning_fields=["obstacle", "source"],
     )
     task.set_statistics(dm.statistics)
+    task.set_field_names(dm.constant_names, dm.scalar_names)
     loss = task.model_step(next(iter(dm.train_dataloader())))[0]
     assert torch.isfinite(loss)

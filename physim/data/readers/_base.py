@@ -6,6 +6,10 @@ A reader presents a file as physim trajectories ``[N, T, C, *space]`` with the s
 interface as :class:`physim.data.TrajectoryFile` (``shape``, ``times``, ``coords``,
 ``channel_names``, ``read(index, frames)``, ...), plus ``sample_parameters`` (the PDE
 parameters of each trajectory) and ``split`` (the split the file says it holds, if any).
+Coordinates that differ between trajectories are kept per trajectory (``times_of(i)``,
+``coords_of(i)``), and constant fields and time-varying scalars are read apart from the
+predicted channels (``read_constants``, ``read_scalars``); see
+:mod:`physim.data._per_sample`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 
 from .._errors import DatasetError
 from .._format import READ_CACHE_BYTES, _plain
+from .._per_sample import PerTrajectoryAccess, SampleData, collapse_rows
 
 __all__ = ["ExternalFile", "Layout", "TrajectoryView"]
 
@@ -43,6 +48,9 @@ class Layout:
         attrs: file-level metadata as plain values.
         parameters: per-trajectory PDE parameters, ``name -> [N]``.
         sources: the HDF5 key each channel is read from (for error messages).
+        sample_data: per-trajectory coordinates (where they differ between
+            trajectories; ``times``/``coords`` then count frames/cells) and the names
+            of the constant fields and time-varying scalars.
     """
 
     shape: tuple[int, ...]
@@ -55,6 +63,7 @@ class Layout:
     attrs: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, np.ndarray] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    sample_data: SampleData = field(default_factory=SampleData)
 
     def subset(self, indices: np.ndarray) -> Layout:
         """The layout of trajectories ``indices`` only."""
@@ -62,10 +71,11 @@ class Layout:
             self,
             shape=(len(indices), *self.shape[1:]),
             parameters={k: v[indices] for k, v in self.parameters.items()},
+            sample_data=self.sample_data.subset(indices),
         )
 
 
-class TrajectoryView(ABC):
+class TrajectoryView(PerTrajectoryAccess, ABC):
     """Read-only trajectories ``[N, T, C, *space]`` described by a :class:`Layout`.
 
     Subclasses set ``path`` and ``layout`` and implement :meth:`read`.
@@ -127,6 +137,10 @@ class TrajectoryView(ABC):
     def sample_parameters(self) -> dict[str, np.ndarray]:
         """PDE parameters per trajectory, ``name -> [N]``."""
         return {name: v.copy() for name, v in self.layout.parameters.items()}
+
+    @property
+    def sample_data(self) -> SampleData:
+        return self.layout.sample_data
 
     @property
     def dtype(self) -> np.dtype:
@@ -246,35 +260,62 @@ class ExternalFile(TrajectoryView):
         return node
 
     def coordinate(
-        self, handle: h5py.Group, key: str, length: int, *, drop_last: bool = False
+        self,
+        handle: h5py.Group,
+        key: str,
+        length: int,
+        *,
+        drop_last: bool = False,
+        num: int | None = None,
     ) -> np.ndarray:
-        """A 1-D coordinate of ``length`` entries (``length + 1`` accepted and the last
-        entry dropped when ``drop_last``); a per-trajectory ``[N, length]`` coordinate
-        gives its first row."""
+        """A coordinate of ``length`` entries: ``[length]``, or ``[num, length]`` (one
+        row per trajectory) when ``num`` is given; ``length + 1`` entries are accepted
+        and the last dropped when ``drop_last``."""
         lengths = f"[{length}]" + (f" or [{length + 1}]" if drop_last else "")
         values = self.dataset(handle, key, f"{lengths} coordinate values")[()]
         values = np.asarray(values, dtype=np.float64)
-        if values.ndim == 2:
-            values = values[0]
-        if drop_last and values.shape == (length + 1,):
-            values = values[:-1]
-        if values.shape != (length,):
-            extra = f" (or {length + 1}, the last dropped)" if drop_last else ""
+        rows = values.ndim == 2 and num is not None
+        if rows and values.shape[0] != num:
             raise self.error(
-                key, f"has shape {values.shape}", f"{length}{extra} entries"
+                key,
+                f"has {values.shape[0]} rows {values.shape}",
+                f"one row per trajectory ({num}) or a 1-D coordinate",
             )
+        if drop_last and values.shape[-1:] == (length + 1,):
+            values = values[..., :-1]
+        if values.ndim != 1 + rows or values.shape[-1] != length:
+            extra = f" (or {length + 1}, the last dropped)" if drop_last else ""
+            per = f" per trajectory ({list(values.shape)} stored)" if rows else ""
+            shape = values.shape[-1:] if rows else values.shape
+            raise self.error(key, f"has shape {shape}", f"{length}{extra} entries{per}")
         if not np.isfinite(values).all():
             raise self.error(key, "holds NaN/Inf", "finite coordinates")
         return values
+
+    def per_trajectory(
+        self, key: str, values: np.ndarray, *, times: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(1-D coordinate, [N, L] or None)`` of a coordinate read by
+        :meth:`coordinate`: rows that differ are kept per trajectory (the 1-D one
+        then counts frames or cells), equal rows are stored once."""
+        if times:
+            self.check_times(key, values)
+        return (values, None) if values.ndim == 1 else collapse_rows(values)
 
     def source_key(self, index: int, channel: int) -> str:
         """The HDF5 key channel ``channel`` of trajectory ``index`` is read from."""
         return self.layout.sources[channel]
 
     def check_times(self, key: str, times: np.ndarray) -> np.ndarray:
-        if np.any(np.diff(times) <= 0):
+        """``times`` (``[T]``, or ``[N, T]`` per trajectory) if increasing."""
+        steps = np.diff(times, axis=-1)
+        if np.any(steps <= 0):
+            row = np.argwhere(steps <= 0)[0][:-1]
+            where = f" in trajectory {int(row[0])}" if row.size else ""
             raise self.error(
-                key, f"is not increasing ({times[:4]}...)", "increasing times"
+                key,
+                f"is not increasing{where} ({np.atleast_2d(times)[tuple(row)][:4]}...)",
+                "increasing times",
             )
         return times
 

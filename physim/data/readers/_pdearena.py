@@ -3,7 +3,7 @@
 Navier-Stokes smoke (float64)::
 
     <split>/u, vx, vy   (N, T, X, Y)    channels: scalars first (u), then vx, vy
-    <split>/t           (N, T) or (T,)
+    <split>/t           (N, T) or (T,)  one row per trajectory
     <split>/x, y        (N, X) or (X,)
     <split>/dt, dx, dy, buo_y  (N,)     -> sample parameters
 
@@ -11,11 +11,16 @@ Kuramoto-Sivashinsky::
 
     <split>/pde_<T>-<X> (N, T, X)       one channel "u"
     <split>/dt, dx      (N,)            optional v (N,); -> sample parameters
-    <split>/t, x        optional, as above
+    <split>/t, x        (N, T), (N, X)  optional (LPSDA writes them)
 
-Without ``t``, times are ``k * dt`` when every trajectory has the same ``dt``, else the
-frame index ``k`` (``attrs["time_units"] == "frames"``; each trajectory's ``dt`` is in
-:attr:`sample_parameters`). Likewise for ``x`` from ``dx``.
+``t``, ``x`` and ``y`` hold one row per trajectory, as PDEArena's generator
+(``pdedatagen/navier_stokes.py``) and LPSDA's (``generate/generate_data.py``, whose KS
+data draw the domain length and the time span per trajectory) write them; without
+``t``, times are ``k * dt`` of each trajectory (likewise ``x`` from ``dx``). Where the
+rows differ they are kept per trajectory (``times_of(i)``, ``coords_of(i)``) and the
+1-D ``times`` count frames (``attrs["time_units"] == "frames"``; ``x_units ==
+"cells"``); a model that needs one grid gets each trajectory's ``dt``/``dx`` as
+conditioning parameters (:attr:`sample_parameters`).
 
 References:
     J. K. Gupta, J. Brandstetter, "Towards multi-spatiotemporal-scale generalized PDE
@@ -27,6 +32,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from .._per_sample import SampleData, unit_attrs
 from ._base import ExternalFile, Layout, plain_attrs, time_block
 
 __all__ = ["PDEArenaFile"]
@@ -109,22 +115,25 @@ class PDEArenaFile(ExternalFile):
         attrs = {"source_format": self.format_name, "split": self.group}
         attrs.update(plain_attrs(handle.attrs))
         dims = ("x", "y")[: len(space)]
-        coords = {
-            d: self._axis(group, d, n, values[f"d{d}"], attrs)
-            for d, n in zip(dims, space, strict=True)
-        }
-        times = self._axis(group, "t", frames, values["dt"], attrs)
+        coords, sample_coords = {}, {}
+        for dim, length in zip(dims, space, strict=True):
+            coords[dim], own = self._axis(group, dim, length, values[f"d{dim}"], num)
+            if own is not None:
+                sample_coords[dim] = own
+        times, sample_times = self._axis(group, "t", frames, values["dt"], num)
+        attrs.update(unit_attrs(sample_times, sample_coords))
         return Layout(
             shape=(num, frames, len(keys), *space),
             dtype=np.result_type(*(f.dtype for f in fields)),
             chunks=(1, min(time_block(f, 1) for f in fields), len(keys), *space),
             spatial_dims=dims,
-            times=self.check_times(f"{self.group}/t", times),
+            times=times,
             channel_names=names,
             coords=coords,
             attrs=attrs,
             parameters=values,
             sources=tuple(f"{self.group}/{k}" for k in keys),
+            sample_data=SampleData(sample_times, sample_coords),
         )
 
     def _axis(
@@ -133,18 +142,19 @@ class PDEArenaFile(ExternalFile):
         name: str,
         length: int,
         spacing: np.ndarray,
-        attrs: dict,
-    ) -> np.ndarray:
-        """Coordinate ``name`` from its dataset, else from a uniform spacing, else the
-        index (recorded in ``attrs``)."""
+        num: int,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Coordinate ``name`` from its dataset (``[N, L]`` as LPSDA and PDEArena
+        write it, or ``[L]``), else ``k * d<name>`` of each trajectory; kept per
+        trajectory where the trajectories differ (see ``ExternalFile.per_trajectory``).
+        """
+        key = f"{self.group}/{name}"
         if name in group:
-            return self.coordinate(group.file, f"{self.group}/{name}", length)
-        if np.allclose(spacing, spacing[0]):
-            return np.arange(length) * spacing[0]
-        attrs["time_units" if name == "t" else f"{name}_units"] = (
-            "frames" if name == "t" else "cells"
-        )
-        return np.arange(length, dtype=np.float64)
+            values = self.coordinate(group.file, key, length, num=num)
+        else:
+            key = f"{self.group}/d{name}"
+            values = np.arange(length)[None] * spacing[:, None]
+        return self.per_trajectory(key, values, times=name == "t")
 
     def _read(self, index: int, frames: slice) -> np.ndarray:
         keys = self.layout.sources

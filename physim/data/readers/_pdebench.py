@@ -14,6 +14,19 @@ Per seed (``.h5``; 2-D reaction-diffusion, shallow water)::
 
     0000/data (T, X[, Y], C), 0000/grid/x, 0000/grid/y, 0000/grid/t (T,), 0001/...
 
+Every seed's grid is read; seeds whose grids differ keep their own (``times_of``,
+``coords_of``; see :mod:`physim.data._per_sample`).
+
+Darcy flow (``2D_DarcyFlow_beta*.hdf5``, written by ``merge`` in PDEBench's
+``pdebench/data_gen/data_gen_NLE/Data_Merge.py``)::
+
+    tensor (N, 1, X, Y)   the steady solution u      nu (N, X, Y)  the coefficient a
+    x-coordinate, y-coordinate; attr beta; no t-coordinate
+
+is a static map ``a -> u`` (PDEBench's FNO reads ``nu`` as the input and ``tensor`` as
+the label), not trajectories: physim trains time steppers and refuses it with a
+message saying so.
+
 References:
     M. Takamoto et al., "PDEBench: an extensive benchmark for scientific machine
     learning", NeurIPS Datasets and Benchmarks (2022).
@@ -24,11 +37,14 @@ from __future__ import annotations
 import h5py
 import numpy as np
 
+from .._errors import DatasetError
+from .._per_sample import SampleData, unit_attrs
 from ._base import ExternalFile, Layout, numeric_parameters, plain_attrs, time_block
 
 __all__ = ["PDEBenchFile", "PDEBenchSeedFile"]
 
 SCALAR_KEY = "tensor"
+DARCY_INPUT = "nu"
 CFD_KEYS = ("density", "pressure", "Vx", "Vy", "Vz")
 SPATIAL = ("x", "y", "z")
 
@@ -49,6 +65,7 @@ class PDEBenchFile(ExternalFile):
 
     def _inspect(self, handle: h5py.File) -> Layout:
         expected = "(N, T, X[, Y[, Z]])"
+        self._refuse_static_maps(handle)
         if SCALAR_KEY in handle:
             keys = (SCALAR_KEY,)
         else:
@@ -86,6 +103,22 @@ class PDEBenchFile(ExternalFile):
             attrs={"source_format": self.format_name, **attrs},
             parameters=numeric_parameters(attrs, num),
             sources=keys,
+        )
+
+    def _refuse_static_maps(self, handle: h5py.File) -> None:
+        """Darcy flow: ``tensor`` (N, 1, X, Y) from ``nu`` (N, X, Y), no times."""
+        tensor, nu = handle.get(SCALAR_KEY), handle.get(DARCY_INPUT)
+        if not isinstance(tensor, h5py.Dataset) or not isinstance(nu, h5py.Dataset):
+            return
+        if "t-coordinate" in handle or tensor.ndim != 4 or tensor.shape[1] != 1:
+            return
+        raise DatasetError(
+            f"{self.path}: is a PDEBench Darcy-flow file ('{DARCY_INPUT}' "
+            f"{nu.shape} the coefficient field, '{SCALAR_KEY}' {tensor.shape} its "
+            "steady solution, no 't-coordinate'): a static map from one field to "
+            "another, not trajectories in time. physim trains time steppers (history "
+            "frames -> next frames), so it does not train on it; use an "
+            "operator-learning code for it (e.g. PDEBench's FNO, config_Darcy.yaml)."
         )
 
     def _read(self, index: int, frames: slice) -> np.ndarray:
@@ -128,12 +161,22 @@ class PDEBenchSeedFile(ExternalFile):
                 )
         frames, *space, channels = first.shape
         dims = SPATIAL[: len(space)]
-        grid = f"{seeds[0]}/grid"
-        coords = {
-            d: self.coordinate(handle, f"{grid}/{d}", n)
-            for d, n in zip(dims, space, strict=True)
-        }
-        times = self.coordinate(handle, f"{grid}/t", frames, drop_last=True)
+        coords, sample_coords = {}, {}
+        for dim, length in zip(dims, space, strict=True):
+            rows = [self.coordinate(handle, f"{s}/grid/{dim}", length) for s in seeds]
+            coords[dim], own = self.per_trajectory(
+                f"{seeds[0]}/grid/{dim}", np.stack(rows)
+            )
+            if own is not None:
+                sample_coords[dim] = own
+        rows = [
+            self.check_times(
+                f"{s}/grid/t",
+                self.coordinate(handle, f"{s}/grid/t", frames, drop_last=True),
+            )
+            for s in seeds
+        ]
+        times, sample_times = self.per_trajectory(f"{seeds[0]}/grid/t", np.stack(rows))
         root = plain_attrs(handle.attrs)
         per_seed = [plain_attrs(handle[s].attrs) for s in seeds]
         shared = set.intersection(*(set(a) for a in per_seed))
@@ -150,12 +193,17 @@ class PDEBenchSeedFile(ExternalFile):
             dtype=first.dtype,
             chunks=(1, time_block(first, 0), channels, *space),
             spatial_dims=dims,
-            times=self.check_times(f"{seeds[0]}/grid/t", times),
+            times=times,
             channel_names=tuple(f"data_{c}" for c in range(channels)),
             coords=coords,
-            attrs={"source_format": self.format_name, **root},
+            attrs={
+                "source_format": self.format_name,
+                **root,
+                **unit_attrs(sample_times, sample_coords),
+            },
             parameters=parameters,
             sources=("data",) * channels,
+            sample_data=SampleData(sample_times, sample_coords),
         )
 
     def source_key(self, index: int, channel: int) -> str:

@@ -18,6 +18,10 @@ from ._views import ChannelSelection, ConcatenatedFiles, TrajectorySubset, split
 __all__ = ["ExternalSource", "source_statistics"]
 
 SPLITS = ("train", "valid", "test")
+# Part of the statistics cache key: bumped when the readers present the same files
+# differently (2: The Well's constant fields became conditioning inputs, no longer
+# channels), so that statistics cached by an older reader are never reused.
+READER_VERSION = 2
 DEFAULT_FRACTIONS = {"train": 0.8, "valid": 0.1, "test": 0.1}
 
 
@@ -126,6 +130,7 @@ class ExternalSource:
                 [str(file.path.resolve()), group, stat.st_size, stat.st_mtime_ns]
             )
         spec = [entries, self.channels, self.fractions, self.split_seed]
+        spec.append(READER_VERSION)
         return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16]
 
     def statistics_dir(self, cache_root: str | Path) -> Path:

@@ -12,30 +12,38 @@ from typing import Any
 import numpy as np
 
 from .._errors import DatasetError
+from .._per_sample import SampleData, concatenate_sample_data, unit_attrs
 from ._base import Layout, TrajectoryView
 
 __all__ = ["ChannelSelection", "ConcatenatedFiles", "TrajectorySubset"]
 
 
 class ConcatenatedFiles(TrajectoryView):
-    """Files with the same frames, channels and grid read as one (trajectories of the
-    first file first).
+    """Files with the same frames, channels and grid size read as one (trajectories of
+    the first file first). Times and positions may differ between files: they are
+    kept per trajectory then (``times_of``, ``coords_of``), never taken from one file.
 
     Raises:
-        DatasetError: two files disagree on shape, channels, times or grid.
+        DatasetError: two files disagree on shape, channels, constant fields or
+            scalars.
     """
 
     def __init__(self, files: Sequence[Any]) -> None:
         self.files = list(files)
         first = self.files[0]
         for other in self.files[1:]:
-            for name in ("channel_names", "spatial_dims"):
+            for name in (
+                "channel_names",
+                "spatial_dims",
+                "constant_names",
+                "scalar_names",
+            ):
                 if getattr(other, name) != getattr(first, name):
                     raise self._mismatch(first, other, name)
             if other.shape[1:] != first.shape[1:]:
                 raise self._mismatch(first, other, "shape [T, C, *space]")
-            if not np.allclose(other.times, first.times):
-                raise self._mismatch(first, other, "times")
+        times, coords, sample_data = concatenate_sample_data(self.files)
+        units = {f"{d}_units" for d in ("time", *first.spatial_dims)}
         self.path = Path(os.path.commonpath([str(f.path) for f in self.files]))
         self.split = split_of(first)
         self.offsets = np.cumsum([0] + [f.num_trajectories for f in self.files])
@@ -46,13 +54,18 @@ class ConcatenatedFiles(TrajectoryView):
             dtype=np.result_type(*(f.dtype for f in self.files)),
             chunks=(1, min(f.chunks[1] for f in self.files), *first.shape[2:]),
             spatial_dims=first.spatial_dims,
-            times=first.times,
+            times=times,
             channel_names=first.channel_names,
-            coords=first.coords,
-            attrs={**first.attrs, "files": len(self.files)},
+            coords=coords,
+            attrs={
+                **{k: v for k, v in first.attrs.items() if k not in units},
+                "files": len(self.files),
+                **unit_attrs(sample_data.sample_times, sample_data.sample_coords),
+            },
             parameters={
                 n: np.concatenate([p[n] for p in parameters]) for n in sorted(names)
             },
+            sample_data=sample_data,
         )
 
     @staticmethod
@@ -63,10 +76,22 @@ class ConcatenatedFiles(TrajectoryView):
             "a folder holding files of one dataset only."
         )
 
-    def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
+    def _locate(self, index: int) -> tuple[Any, int]:
         self.check_index(index)
         file = int(np.searchsorted(self.offsets, index, side="right")) - 1
-        return self.files[file].read(index - int(self.offsets[file]), frames)
+        return self.files[file], index - int(self.offsets[file])
+
+    def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
+        file, local = self._locate(index)
+        return file.read(local, frames)
+
+    def _read_constants(self, index: int) -> np.ndarray:
+        file, local = self._locate(index)
+        return file.read_constants(local)
+
+    def _read_scalars(self, index: int, frames: slice) -> np.ndarray:
+        file, local = self._locate(index)
+        return file.read_scalars(local, frames)
 
     def close(self) -> None:
         for file in self.files:
@@ -97,6 +122,12 @@ class TrajectorySubset(TrajectoryView):
     def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
         self.check_index(index)
         return self.source.read(int(self.indices[index]), frames)
+
+    def _read_constants(self, index: int) -> np.ndarray:
+        return self.source.read_constants(int(self.indices[index]))
+
+    def _read_scalars(self, index: int, frames: slice) -> np.ndarray:
+        return self.source.read_scalars(int(self.indices[index]), frames)
 
     def close(self) -> None:
         self.source.close()
@@ -135,6 +166,12 @@ class ChannelSelection(TrajectoryView):
     def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
         return self.source.read(index, frames)[:, self.select]
 
+    def _read_constants(self, index: int) -> np.ndarray:
+        return self.source.read_constants(index)
+
+    def _read_scalars(self, index: int, frames: slice) -> np.ndarray:
+        return self.source.read_scalars(index, frames)
+
     def close(self) -> None:
         self.source.close()
 
@@ -160,4 +197,5 @@ def _layout_of(source: Any) -> Layout:
         coords=source.coords,
         attrs=source.attrs,
         parameters=getattr(source, "sample_parameters", {}),
+        sample_data=getattr(source, "sample_data", SampleData()),
     )
