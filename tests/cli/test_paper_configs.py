@@ -106,6 +106,26 @@ def test_ks1d_refiner_paper_matches_the_reference_config(tmp_path):
     assert params == pytest.approx(54e6, rel=0.01)  # "about 54M"
 
 
+# LPSDA's KS generator (brandstetter-johannes/LPSDA generate/generate_data.py and its
+# README's KS command: L = 64 +- 10%, end time 100 +- 10% over nt = 500 frames, the
+# last nt_effective = 140 kept) made PDE-Refiner's data; pdearena's
+# configs/kuramotosivashinsky1d.yaml trains on trajlen 140.
+def test_ks1d_paper_data_is_lpsda_ks(tmp_path):
+    data = compose_train(["data=ks1d_paper"], tmp_path).data
+    gen = data.generator
+    assert dict(gen.num_trajectories)["train"] == 2048
+    assert dict(gen.num_frames) == {"train": 140, "valid": 640, "test": 640}
+    assert gen.first_output_time == 500 - 140  # LPSDA keeps the last 140 of 500
+    assert gen.pde.num_points == 256 and gen.store_points == 256
+    ranges = gen.initial_condition.parameter_ranges
+    assert list(ranges.domain_extent) == pytest.approx([0.9 * 64, 1.1 * 64])
+    # dt = T / (nt - 1) with T ~ U[90, 110], nt = 500: 0.1804 .. 0.2204
+    assert list(ranges.frame_interval) == pytest.approx([0.18, 0.22], abs=5e-4)
+    ic = gen.initial_condition
+    assert (ic.num_waves, ic.amplitude, list(ic.wavenumbers)) == (10, 0.5, [1, 2])
+    assert (data.time_stride, data.batch_size) == (4, 128)
+
+
 # -------------------------------------------------------------- TSM (Sun et al. 2023)
 @pytest.mark.parametrize(
     "experiment", ["kolmogorov2d_li_paper", "kolmogorov2d_tsm_paper"]
