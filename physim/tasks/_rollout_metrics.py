@@ -23,7 +23,13 @@ from torchmetrics import MeanMetric, Metric, SumMetric
 
 from physim.rollout import metrics
 
-__all__ = ["MeanCurve", "RolloutMetrics", "log_metrics", "metric_key"]
+__all__ = [
+    "EvaluationEpochHooks",
+    "MeanCurve",
+    "RolloutMetrics",
+    "log_metrics",
+    "metric_key",
+]
 
 
 def metric_key(stage: str, name: str) -> str:
@@ -202,3 +208,41 @@ def log_metrics(
         metric.reset()
     if rollout is not None:
         rollout.reset()
+
+
+class EvaluationEpochHooks:
+    """Lightning hooks that reset a task's metrics when a validation or test epoch
+    starts and log them (:func:`log_metrics`) when it ends.
+
+    Mixed into a LightningModule that has ``rollout_metrics`` (a ``ModuleDict`` of
+    :class:`RolloutMetrics` by stage) and names its other metrics per stage in
+    :meth:`stage_metrics`.
+    """
+
+    rollout_metrics: nn.ModuleDict
+
+    def stage_metrics(self, stage: str) -> dict[str, Metric]:
+        """The metrics besides the rollout's logged for ``stage``, by name."""
+        raise NotImplementedError
+
+    def _reset_epoch(self, stage: str) -> None:
+        # Fresh states per epoch: also un-shares them from the parent process after
+        # a CPU ddp_spawn, which pickles tensors into shared memory.
+        for metric in self.stage_metrics(stage).values():
+            metric.reset()
+        self.rollout_metrics[stage].reset()
+
+    def _log_epoch(self, stage: str) -> None:
+        log_metrics(self, stage, self.stage_metrics(stage), self.rollout_metrics[stage])
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_epoch("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._reset_epoch("test")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")

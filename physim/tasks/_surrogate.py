@@ -17,13 +17,17 @@ from physim.solvers import spectral_resample
 
 from ._losses import check_finite_loss
 from ._optim import configure_optimization
-from ._rollout_metrics import RolloutMetrics, log_metrics, metric_key
+from ._rollout_metrics import (
+    EvaluationEpochHooks,
+    RolloutMetrics,
+    metric_key,
+)
 
 STAGES = ("train", "val", "test")
 ONE_STEP_METRICS = ("loss", "rel_l2")
 
 
-class AutoregressiveSurrogate(pl.LightningModule):
+class AutoregressiveSurrogate(EvaluationEpochHooks, pl.LightningModule):
     """A surrogate ``history [B, T_in, C, *S] -> next frames [B, T_out, C, *S]``.
 
     The backbone sees the ``T_in`` normalised history frames stacked as channels and
@@ -464,28 +468,6 @@ class AutoregressiveSurrogate(pl.LightningModule):
             for key, metric in self.metrics.items()
             if key.startswith(prefix)
         }
-
-    def _log_epoch(self, stage: str) -> None:
-        log_metrics(self, stage, self.stage_metrics(stage), self.rollout_metrics[stage])
-
-    def _reset_epoch(self, stage: str) -> None:
-        # Fresh states per epoch: also un-shares them from the parent process after
-        # a CPU ddp_spawn, which pickles tensors into shared memory.
-        for metric in self.stage_metrics(stage).values():
-            metric.reset()
-        self.rollout_metrics[stage].reset()
-
-    def on_validation_epoch_start(self) -> None:
-        self._reset_epoch("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._reset_epoch("test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
 
     # ------------------------------------------------------------ conditioning fields
     # Constant fields and time-varying scalars of the data (batches' ``constants``

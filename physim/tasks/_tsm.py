@@ -25,7 +25,11 @@ from physim.rollout import metrics, rollout
 from physim.solvers import FiniteVolumeNS2D, check_time_step
 
 from ._optim import configure_optimization
-from ._rollout_metrics import RolloutMetrics, log_metrics, metric_key
+from ._rollout_metrics import (
+    EvaluationEpochHooks,
+    RolloutMetrics,
+    metric_key,
+)
 
 __all__ = ["SkippedUpdatesError", "TemporalStencilModel"]
 
@@ -44,7 +48,7 @@ class _Carry:
     index: int
 
 
-class TemporalStencilModel(pl.LightningModule):
+class TemporalStencilModel(EvaluationEpochHooks, pl.LightningModule):
     """Learned stencils for a finite-volume solver, trained through unrolled steps.
 
     Per solver step ``v_{n+1} = solver.advance(v_n, dt, interpolation)``, where the
@@ -319,28 +323,8 @@ class TemporalStencilModel(pl.LightningModule):
         )
         self.rollout_metrics[stage].update(scores)
 
-    def _log_epoch(self, stage: str) -> None:
-        log_metrics(
-            self, stage, {"loss": self.losses[stage]}, self.rollout_metrics[stage]
-        )
-
-    def _reset_epoch(self, stage: str) -> None:
-        # Fresh states per epoch: also un-shares them from the parent process after
-        # a CPU ddp_spawn, which pickles tensors into shared memory.
-        self.losses[stage].reset()
-        self.rollout_metrics[stage].reset()
-
-    def on_validation_epoch_start(self) -> None:
-        self._reset_epoch("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._reset_epoch("test")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
+    def stage_metrics(self, stage: str) -> dict[str, MeanMetric]:
+        return {"loss": self.losses[stage]}
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self) -> Any:
