@@ -13,7 +13,7 @@ from ._errors import DatasetError
 from ._format import FORMAT_VERSION, TrajectoryFile, validate_trajectory_file
 from ._format_write import TrajectoryWriter, write_trajectories
 from ._per_sample import PerTrajectoryAccess, SampleData
-from ._progress import Progress, track
+from ._progress import Progress, bar_columns, track
 from ._stats import (
     STATISTICS_FILE,
     compute_statistics,
@@ -39,6 +39,7 @@ __all__ = [
     "WindowDataset",
     "TrajectoryFile",
     "TrajectoryWriter",
+    "bar_columns",
     "compute_statistics",
     "ensure_difference_statistics",
     "statistics_at_stride",

@@ -23,7 +23,14 @@ from typing import Any, TypeVar
 import rich
 from rich import progress as rich_progress
 
-__all__ = ["Progress", "format_seconds", "progress_interval", "report_line", "track"]
+__all__ = [
+    "Progress",
+    "bar_columns",
+    "format_seconds",
+    "progress_interval",
+    "report_line",
+    "track",
+]
 
 INTERVAL_VARIABLE = "PHYSIM_PROGRESS_SECONDS"
 DEFAULT_INTERVAL = 10.0
@@ -149,6 +156,17 @@ class Progress(rich_progress.Progress):
         super().stop()
 
 
+def bar_columns() -> tuple[rich_progress.ProgressColumn, ...]:
+    """New columns of physim's bars: description, bar, done/total, elapsed, left."""
+    return (
+        rich_progress.TextColumn("[progress.description]{task.description}"),
+        rich_progress.BarColumn(),
+        rich_progress.MofNCompleteColumn(),
+        rich_progress.TimeElapsedColumn(),
+        rich_progress.TimeRemainingColumn(),
+    )
+
+
 def track(
     sequence: Iterable[T] | Sequence[T],
     description: str,
@@ -156,12 +174,5 @@ def track(
     disable: bool = False,
 ) -> Iterator[T]:
     """``rich.progress.track`` with plain periodic lines when not on a terminal."""
-    columns = (
-        rich_progress.TextColumn("[progress.description]{task.description}"),
-        rich_progress.BarColumn(),
-        rich_progress.MofNCompleteColumn(),
-        rich_progress.TimeElapsedColumn(),
-        rich_progress.TimeRemainingColumn(),
-    )
-    with Progress(*columns, disable=disable) as progress:
+    with Progress(*bar_columns(), disable=disable) as progress:
         yield from progress.track(sequence, total=total, description=description)

@@ -359,7 +359,8 @@ def test_fingerprint_covers_the_spec_but_not_the_counts():
 
 
 def test_assembly_yields_to_a_process_that_assembled_first(tmp_path, monkeypatch):
-    from physim.solvers import _generate
+    # TrajectoryFile is opened by the file checks and by the assembly.
+    from physim.solvers._generate import _assemble, _files
 
     make()(tmp_path / "reference", splits=["train"], progress=False)
     root = tmp_path / "racing"
@@ -369,7 +370,7 @@ def test_assembly_yields_to_a_process_that_assembled_first(tmp_path, monkeypatch
     monkeypatch.undo()
     assert len(list((root / SHARD_DIR).glob("train-*.h5"))) == 3
 
-    original = _generate.TrajectoryFile
+    original = _files.TrajectoryFile
 
     def other_process_wins(path):
         if path.name == "train-00001.h5":  # meanwhile, another process assembled
@@ -378,7 +379,8 @@ def test_assembly_yields_to_a_process_that_assembled_first(tmp_path, monkeypatch
                 shard.unlink()
         return original(path)
 
-    monkeypatch.setattr(_generate, "TrajectoryFile", other_process_wins)
+    for module in (_files, _assemble):
+        monkeypatch.setattr(module, "TrajectoryFile", other_process_wins)
     assert gen._assemble(root, "train") is True
     monkeypatch.undo()
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == ["train.h5"]

@@ -87,7 +87,8 @@ generator:
 
 
 def test_the_recipe_config_of_docs_architecture_generates_data(tmp_path):
-    # docs/architecture.md, "a PDE": the new class plus this data config (shrunk).
+    # docs/architecture.md, "a PDE": the new class plus its generator (shrunk), written
+    # inline here; tests/cli/test_config_groups.py composes the recipe's config files.
     cfg = OmegaConf.create(RECIPE)
     cfg.generator.num_trajectories = {"train": 2, "valid": 1, "test": 1}
     cfg.generator.num_frames = 3
