@@ -93,6 +93,29 @@ class Front:
         return 10.0 ** (np.asarray(log_cost, np.float64) - self.log_cost_at(error))
 
 
+def gaps_to_front(
+    log_cost: Float[np.ndarray, "R K"],
+    error: Float[np.ndarray, "R K"],
+    members: Sequence[int] | np.ndarray,
+) -> tuple[Float[np.ndarray, "R K"], Float[np.ndarray, "R K"]]:
+    """Gap and cost factor of every point to the front of ``members``, per row.
+
+    Each row ``r`` (the full sample, then bootstrap resamples) gets its own front,
+    built from the points ``members`` of that row, so the intervals account for the
+    front's own uncertainty.
+
+    Returns:
+        ``(gap, cost_factor)``, ``nan`` where a point lies outside its row's front.
+    """
+    gap = np.full_like(error, np.nan)
+    factor = np.full_like(error, np.nan)
+    for r in range(error.shape[0]):
+        front = Front.envelope(log_cost[r, members], error[r, members])
+        gap[r] = front.gap(log_cost[r], error[r])
+        factor[r] = front.cost_factor(log_cost[r], error[r])
+    return gap, factor
+
+
 def bootstrap_weights(
     n_seeds: int, n_samples: int, rng: np.random.Generator
 ) -> Float[np.ndarray, "B S"]:

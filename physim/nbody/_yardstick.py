@@ -21,7 +21,7 @@ import xarray as xr
 from rich.console import Console
 from rich.table import Table
 
-from ._front import Front, bootstrap_weights, percentile_interval
+from ._front import Front, bootstrap_weights, gaps_to_front, percentile_interval
 from ._simulation import ENERGY_ERROR_FLOOR
 
 #: Default fronts: the fixed-eta (Hermite) sweep, and every fixed choice together.
@@ -136,12 +136,7 @@ def yardstick(
         members = _front_members(ds, families)
         if members.size == 0:
             continue
-        gap = np.full_like(mean_error, np.nan)
-        factor = np.full_like(mean_error, np.nan)
-        for b in range(mean_error.shape[0]):
-            front = Front.envelope(log_cost[b, members], mean_error[b, members])
-            gap[b] = front.gap(log_cost[b], mean_error[b])
-            factor[b] = front.cost_factor(log_cost[b], mean_error[b])
+        gap, factor = gaps_to_front(log_cost, mean_error, members)
         point = Front.envelope(log_cost[0, members], mean_error[0, members])
         for i, name in enumerate(names):
             row = table[name]

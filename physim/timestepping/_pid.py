@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ._base import Decision, Stepper, StepResult, require_attribute
 
-__all__ = ["PIDController", "PIDState", "StepRejectedError"]
+__all__ = ["PIDController", "PIDState", "Proposal", "StepRejectedError", "error_ratio"]
 
 # Bounds of one factor in the initial-step search (decades per trial step).
 _SEARCH_FACTOR = 1e3
@@ -46,6 +46,24 @@ class PIDState(NamedTuple):
 
     errors: tuple[float, float] = (1.0, 1.0)
     rejections: int = 0
+
+
+class Proposal(NamedTuple):
+    """What :meth:`PIDController.propose` decides about a step.
+
+    Attributes:
+        accept: whether the step is accepted (its scaled error is at most 1).
+        factor: PI's factor of the next step (``dt_next = dt * factor``).
+        low: the smallest factor allowed.
+        high: the largest factor allowed.
+        state: the controller state after the step.
+    """
+
+    accept: bool
+    factor: float
+    low: float
+    high: float
+    state: PIDState
 
 
 def error_ratio(y0: Tensor, result: StepResult, rtol: float, atol: float) -> Tensor:
@@ -215,23 +233,83 @@ class PIDController:
         return dt
 
     # ------------------------------------------------------------------ protocol
+    def check_precision(self, dtype: torch.dtype) -> None:
+        """Refuse an ``rtol`` below 10 machine epsilons of a state of ``dtype``.
+
+        Raises:
+            ValueError: naming ``rtol``, the dtype and the smallest usable value.
+        """
+        precision = dtype.to_real() if dtype.is_complex else dtype
+        if not precision.is_floating_point:
+            return
+        floor = _PRECISION_FACTOR * torch.finfo(precision).eps
+        if self.rtol < floor:
+            raise ValueError(
+                f"PIDController: rtol={self.rtol:g} is below what a "
+                f"{str(precision).removeprefix('torch.')} state resolves "
+                f"({_PRECISION_FACTOR:g} x machine epsilon = {floor:.2g}); the "
+                "error estimate would be round-off. Use rtol >= "
+                f"{floor:.2g} or a float64 solver."
+            )
+
     def init(
         self, stepper: Stepper, t0: float, y0: Tensor, dt0: float | None
     ) -> tuple[float, PIDState]:
         self.error_exponent(stepper)  # fails early for a stepper without `order`
-        precision = y0.real.dtype if y0.is_complex() else y0.dtype
-        if precision.is_floating_point:
-            floor = _PRECISION_FACTOR * torch.finfo(precision).eps
-            if self.rtol < floor:
-                raise ValueError(
-                    f"PIDController: rtol={self.rtol:g} is below what a "
-                    f"{str(precision).removeprefix('torch.')} state resolves "
-                    f"({_PRECISION_FACTOR:g} x machine epsilon = {floor:.2g}); the "
-                    "error estimate would be round-off. Use rtol >= "
-                    f"{floor:.2g} or a float64 solver."
-                )
+        self.check_precision(y0.dtype)
         dt = self._first_step(stepper, t0, y0) if dt0 is None else float(dt0)
         return min(dt, self.dt_max), PIDState()
+
+    def propose(
+        self, t: float, dt: float, err: float, k: int, state: PIDState
+    ) -> Proposal:
+        """The verdict on a step of scaled error ``err`` and the factor of the next.
+
+        The factor lies in ``[proposal.low, proposal.high]``: ``[factor_min,
+        factor_max]`` after an accepted step (``[factor_min, 1]`` right after a
+        rejection), ``[factor_min, safety]`` after a rejected one, so a rejected step
+        always shrinks. A residual controller
+        (:class:`~physim.timestepping.LearnedController`) moves the factor within
+        these bounds and keeps the verdict.
+
+        Raises:
+            StepRejectedError: after ``max_rejections`` rejections in a row.
+        """
+        if err <= 1.0:
+            e0 = max(err, _TINY_ERROR)
+            e1, e2 = state.errors
+            b1 = (self.pcoeff + self.icoeff + self.dcoeff) / k
+            b2 = -(self.pcoeff + 2.0 * self.dcoeff) / k
+            b3 = self.dcoeff / k
+            factor = self.safety * e0**-b1 * e1**-b2 * e2**-b3
+            ceiling = 1.0 if state.rejections else self.factor_max
+            factor = min(max(factor, self.factor_min), ceiling)
+            return Proposal(
+                True,
+                factor,
+                self.factor_min,
+                ceiling,
+                PIDState(errors=(e0, e1), rejections=0),
+            )
+        rejections = state.rejections + 1
+        if rejections >= self.max_rejections:
+            raise StepRejectedError(t, dt, err, rejections)
+        factor = self.factor_min
+        if math.isfinite(err):
+            factor = max(self.safety * err ** (-1.0 / k), self.factor_min)
+        return Proposal(
+            False,
+            factor,
+            self.factor_min,
+            max(self.safety, self.factor_min),
+            PIDState(errors=state.errors, rejections=rejections),
+        )
+
+    def next_step(self, dt: float, proposal: Proposal, factor: float) -> float:
+        """``dt * factor``, capped at ``dt_max`` after an accepted step."""
+        if proposal.accept:
+            return min(dt * factor, self.dt_max)
+        return dt * factor
 
     def adapt(
         self,
@@ -243,31 +321,11 @@ class PIDController:
         state: PIDState,
     ) -> Decision[PIDState]:
         err = self.error_norm(y0, result, stepper)
-        k = self.error_exponent(stepper)
-        if err <= 1.0:
-            e0 = max(err, _TINY_ERROR)
-            e1, e2 = state.errors
-            b1 = (self.pcoeff + self.icoeff + self.dcoeff) / k
-            b2 = -(self.pcoeff + 2.0 * self.dcoeff) / k
-            b3 = self.dcoeff / k
-            factor = self.safety * e0**-b1 * e1**-b2 * e2**-b3
-            ceiling = 1.0 if state.rejections else self.factor_max
-            factor = min(max(factor, self.factor_min), ceiling)
-            return Decision(
-                accept=True,
-                dt_next=min(dt * factor, self.dt_max),
-                state=PIDState(errors=(e0, e1), rejections=0),
-            )
-        rejections = state.rejections + 1
-        if rejections >= self.max_rejections:
-            raise StepRejectedError(t, dt, err, rejections)
-        factor = self.factor_min
-        if math.isfinite(err):
-            factor = max(self.safety * err ** (-1.0 / k), self.factor_min)
+        proposal = self.propose(t, dt, err, self.error_exponent(stepper), state)
         return Decision(
-            accept=False,
-            dt_next=dt * factor,
-            state=PIDState(errors=state.errors, rejections=rejections),
+            accept=proposal.accept,
+            dt_next=self.next_step(dt, proposal, proposal.factor),
+            state=proposal.state,
         )
 
     def __repr__(self) -> str:
