@@ -4,6 +4,7 @@ Each maps ``(B, C_in, *space) -> (B, C_out, *space)``, except the neural field
 :class:`SIREN`, which maps points ``(*P, in) -> (*P, out)``.
 """
 
+from ._blocks import DOWNSAMPLE_PHASES
 from ._conditioning import ConditionedNorm, ConditionEmbedding, sinusoidal_embedding
 from ._fno import FNO
 from ._hippo import MEASURES, HiPPO, HiPPOStem, hippo_matrices
@@ -17,9 +18,10 @@ from ._stencil import (
     periodic_cnn,
     stencil_nullspace,
 )
-from ._unet import UNet
+from ._unet import WEIGHT_INITS, UNet
 
 __all__ = [
+    "DOWNSAMPLE_PHASES",
     "FNO",
     "MEASURES",
     "HiPPO",
@@ -38,6 +40,7 @@ __all__ = [
     "SineLayer",
     "SineNet",
     "UNet",
+    "WEIGHT_INITS",
     "mult_for_budget",
     "sinenet_parameter_count",
     "sinusoidal_embedding",

@@ -12,6 +12,23 @@ integer periodic shift, odd ones included, up to ties between polyphase energies
 measure-zero event for real data; with a tie the first phase wins). The alternative,
 a fixed phase as in the SineNet and PDEArena code, is only equivariant to shifts by
 multiples of ``2**levels``.
+
+The two are a backbone's ``downsample_phase`` option (`DOWNSAMPLE_PHASES`):
+
+- ``"adaptive"`` (physim's default): the adaptive polyphase choice above. Its price is
+  that the choice is an ``argmax``, a discontinuous function of the input: where two
+  phases' energies are close, a tiny change of the input flips the phase and moves the
+  output by a finite amount. On clean data ties are rare, but an input with a large
+  random part (PDE-Refiner's pure-noise level, where the noise draw decides the phase)
+  flips often, and every flip adds output variance that training cannot remove.
+- ``"fixed"``: always the even phase, PDEArena's ``Downsample`` (a stride-2 convolution
+  with the padding that ``nn.Conv1d`` is given, pdearena/modules/conditioned/
+  oned_unet.py:406-421, circular through pdearena/models/pderefiner.py:71-80) and
+  SineNet's pooling. The network is then a continuous (Lipschitz) function of its input,
+  equivariant only to shifts by multiples of ``2**levels``.
+
+On non-periodic data (``padding_mode="zeros"``) the phase is always fixed: a shift is
+not a symmetry there.
 """
 
 from __future__ import annotations
@@ -25,6 +42,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor, nn
 
 PADDING_MODES = ("circular", "zeros")
+DOWNSAMPLE_PHASES = ("adaptive", "fixed")
 
 _CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 _CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d}
@@ -53,14 +71,29 @@ def check_common(
         )
 
 
-def check_norm_groups(owner: str, norm_groups: int, widths: list[int]) -> None:
-    """Raise unless ``norm_groups`` divides every normalised channel count."""
+def check_downsample_phase(owner: str, downsample_phase: str) -> None:
+    """Raise unless ``downsample_phase`` is one of `DOWNSAMPLE_PHASES`."""
+    if downsample_phase not in DOWNSAMPLE_PHASES:
+        raise ValueError(
+            f"{owner}: downsample_phase must be one of {DOWNSAMPLE_PHASES} "
+            "('adaptive': shift-equivariant polyphase choice; 'fixed': PDEArena's even "
+            f"phase, continuous in the input), got {downsample_phase!r}."
+        )
+
+
+def check_norm_groups(
+    owner: str, norm_groups: int, widths: list[int], prefix: str = ""
+) -> None:
+    """Raise unless ``norm_groups`` divides every normalised channel count.
+
+    ``prefix`` names the argument in the message (``"out_"``: ``out_norm_groups``).
+    """
     divisor = math.gcd(*widths)
     if norm_groups < 1 or divisor % norm_groups:
         valid = [g for g in range(1, divisor + 1) if divisor % g == 0]
         raise ValueError(
-            f"{owner}: norm_groups={norm_groups} does not divide every normalised "
-            f"channel count {sorted(set(widths))}; valid values: {valid}."
+            f"{owner}: {prefix}norm_groups={norm_groups} does not divide every "
+            f"normalised channel count {sorted(set(widths))}; valid values: {valid}."
         )
 
 
@@ -119,6 +152,19 @@ def group_norm(norm_groups: int, channels: int, norm: bool) -> nn.Module:
     return nn.GroupNorm(norm_groups, channels) if norm else nn.Identity()
 
 
+def zero_parameters(module: nn.Module) -> nn.Module:
+    """Set every parameter of ``module`` to zero and return it.
+
+    PDEArena's ``zero_module`` (pdearena/modules/conditioned/condition_utils.py:10-14),
+    after the DDPM U-Net: a residual block whose last layer is zero starts as its
+    shortcut, and a network whose output layer is zero starts by predicting zero.
+    """
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.zero_()
+    return module
+
+
 # ---------------------------------------------------------------------- resampling
 def polyphase_choice(x: Float[Tensor, "B C *S"]) -> Bool[Tensor, "B D"]:
     """Per sample and axis, whether the odd polyphase component has most energy.
@@ -154,9 +200,12 @@ def roll_phase(
     return x
 
 
-def phase_of(x: Float[Tensor, "B C *S"], periodic: bool) -> Bool[Tensor, "B D"] | None:
-    """`polyphase_choice` on periodic data, ``None`` (fixed even phase) otherwise."""
-    return polyphase_choice(x) if periodic else None
+def phase_of(x: Float[Tensor, "B C *S"], adaptive: bool) -> Bool[Tensor, "B D"] | None:
+    """`polyphase_choice` when ``adaptive``, ``None`` (the fixed even phase) otherwise.
+
+    Backbones pass ``adaptive = periodic and downsample_phase == "adaptive"``.
+    """
+    return polyphase_choice(x) if adaptive else None
 
 
 def circular_crop(x: Tensor, spatial_dims: int, width: int) -> Tensor:

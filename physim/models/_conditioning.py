@@ -4,8 +4,9 @@ Shared by `UNet`, `SineNet` and PDE-Refiner. A network built with ``cond_dim = P
 turns ``P`` scalars per sample (a noise level, a time step, a PDE parameter) into one
 embedding vector, and every residual block modulates its features with it, either by
 adding a per-channel shift or by a scale-and-shift after the normalisation (FiLM /
-"AdaGN"). The per-block projections start at zero, so a freshly built conditioned
-network computes exactly what the same network without conditioning computes.
+"AdaGN"). The per-block projections start at zero by default, so a freshly built
+conditioned network computes exactly what the same network without conditioning
+computes.
 
 References:
     Vaswani et al. 2017, "Attention is all you need" (sinusoidal features);
@@ -109,19 +110,28 @@ class ConditionedNorm(nn.Module):
 
     ``"add"``: ``norm(h + shift(emb))`` (a per-channel bias before the norm, as the
     DDPM U-Net). ``"scale_shift"``: ``norm(h) * (1 + scale(emb)) + shift(emb)``
-    (adaptive group norm, Dhariwal & Nichol 2021). The projection is zero-initialised,
-    so at initialisation both reduce to ``norm(h)``; with ``embed_dim=0`` (an
-    unconditioned network) there is no projection and it is ``norm(h)``.
+    (adaptive group norm, Dhariwal & Nichol 2021). The projection is zero-initialised
+    by default, so at initialisation both reduce to ``norm(h)``; with ``embed_dim=0``
+    (an unconditioned network) there is no projection and it is ``norm(h)``.
+    ``zero_init=False`` keeps torch's default ``nn.Linear`` initialisation, as PDEArena
+    (pdearena/modules/conditioned/oned_unet.py:81), whose residual blocks start at
+    zero through their last convolution instead.
 
     Args:
         norm: the normalisation (e.g. ``GroupNorm`` or ``Identity``).
         embed_dim: width of the embedding (0: unconditioned).
         channels: feature channels ``C``.
         mode: ``"add"`` or ``"scale_shift"``.
+        zero_init: start the projection at zero.
     """
 
     def __init__(
-        self, norm: nn.Module, embed_dim: int, channels: int, mode: str
+        self,
+        norm: nn.Module,
+        embed_dim: int,
+        channels: int,
+        mode: str,
+        zero_init: bool = True,
     ) -> None:
         super().__init__()
         check_cond_mode(mode)
@@ -131,8 +141,9 @@ class ConditionedNorm(nn.Module):
         if embed_dim:
             width = channels * (2 if mode == "scale_shift" else 1)
             self.proj = nn.Linear(embed_dim, width)
-            nn.init.zeros_(self.proj.weight)
-            nn.init.zeros_(self.proj.bias)
+            if zero_init:
+                nn.init.zeros_(self.proj.weight)
+                nn.init.zeros_(self.proj.bias)
 
     def forward(
         self, h: Float[Tensor, "B C *S"], emb: Float[Tensor, "B E"] | None

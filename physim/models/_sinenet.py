@@ -13,6 +13,7 @@ from ._blocks import (
     CubicUp,
     avg_pool_down,
     check_common,
+    check_downsample_phase,
     check_norm_groups,
     check_spatial_size,
     check_spatial_size_arg,
@@ -123,11 +124,15 @@ class SineNet(nn.Module):
 
     ``padding_mode="circular"`` makes every convolution and the cubic up-sampling
     periodic and the pooling shift-consistent, so the network commutes with every
-    periodic shift (see `physim.models._blocks`). Deviation from the reference code:
-    it pools at a fixed phase, which commutes only with shifts by multiples of
-    ``2**num_levels``; here each pooling picks the polyphase component of largest
-    energy (no extra parameters, the same count). With ``cond_dim = P > 0`` the call
-    takes ``P`` scalars per sample, embedded as in `UNet` and fed to every conv block.
+    periodic shift (see `physim.models._blocks`). Deviation from the reference code
+    with ``downsample_phase="adaptive"`` (the default): it pools at a fixed phase,
+    which commutes only with shifts by multiples of ``2**num_levels``; here each
+    pooling picks the polyphase component of largest energy (no extra parameters, the
+    same count). ``downsample_phase="fixed"`` pools as the reference code does: the
+    network is then continuous in its input (the adaptive choice is not, which matters
+    when a large part of the input is random, as in PDE-Refiner). With
+    ``cond_dim = P > 0`` the call takes ``P`` scalars per sample, embedded as in
+    `UNet` and fed to every conv block.
 
     Good values: the paper's SineNet-8 is ``hidden_channels=64, num_waves=8,
     mult=1.425`` (35,490,219 parameters for 4 x 3 channels in, 3 out); `PAPER_MULTS`
@@ -147,6 +152,9 @@ class SineNet(nn.Module):
         norm: use GroupNorm (``False``: identity).
         norm_groups: GroupNorm groups (the paper: 1); must divide every width.
         padding_mode: ``"circular"`` (periodic data) or ``"zeros"``.
+        downsample_phase: ``"adaptive"`` (polyphase choice, commutes with every
+            periodic shift) or ``"fixed"`` (the reference's phase, continuous in the
+            input); only matters with circular padding.
         cond_dim: number of conditioning scalars per sample (0: unconditioned).
         cond_mode: ``"add"`` or ``"scale_shift"``.
         spatial_size: the data's grid, if known (e.g. ``[64, 64]``): checked at
@@ -179,12 +187,14 @@ class SineNet(nn.Module):
         norm: bool = True,
         norm_groups: int = 1,
         padding_mode: str = "circular",
+        downsample_phase: str = "adaptive",
         cond_dim: int = 0,
         cond_mode: str = "add",
         spatial_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         check_common("SineNet", spatial_dims, padding_mode, hidden_channels)
+        check_downsample_phase("SineNet", downsample_phase)
         check_cond_mode(cond_mode)
         for name, value in [
             ("num_waves", num_waves),
@@ -211,6 +221,7 @@ class SineNet(nn.Module):
         self.num_levels = num_levels
         self.disentangle = disentangle
         self.periodic = padding_mode == "circular"
+        self.adaptive_phase = self.periodic and downsample_phase == "adaptive"
         self.cond_embedding, embed_dim = backbone_embedding(cond_dim, hidden_channels)
 
         def make_block(cin: int, cout: int) -> ConvBlock:
@@ -268,7 +279,7 @@ class SineNet(nn.Module):
         """One U-shaped wave (without its outer residual connection)."""
         skips, phases, wave_input = [x], [], x
         for level, stage in enumerate(down):
-            phases.append(phase_of(skips[-1], self.periodic))
+            phases.append(phase_of(skips[-1], self.adaptive_phase))
             wave_input = self.pool(roll_phase(wave_input, phases[-1], -1))
             h = self.pool(roll_phase(skips[-1], phases[-1], -1))
             features = (

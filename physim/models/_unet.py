@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ._blocks import (
     TransposedConvUp,
     check_common,
+    check_downsample_phase,
     check_norm_groups,
     check_spatial_size,
     check_spatial_size_arg,
@@ -21,6 +22,7 @@ from ._blocks import (
     phase_of,
     roll_phase,
     strided_conv_down,
+    zero_parameters,
 )
 from ._conditioning import (
     ConditionedNorm,
@@ -29,7 +31,12 @@ from ._conditioning import (
     check_cond_mode,
 )
 
-__all__ = ["UNet"]
+__all__ = ["WEIGHT_INITS", "UNet"]
+
+#: ``"default"``: torch's initialisation everywhere, conditioning projections at zero.
+#: ``"pdearena"``: PDEArena's - the second convolution of every residual block and the
+#: output convolution at zero, conditioning projections as torch initialises them.
+WEIGHT_INITS = ("default", "pdearena")
 
 
 class ResidualBlock(nn.Module):
@@ -37,7 +44,9 @@ class ResidualBlock(nn.Module):
 
     ``norm2`` is modulated by the conditioning embedding when there is one
     (`ConditionedNorm`). The shortcut is a 1x1 convolution when
-    the channel count changes.
+    the channel count changes. ``pdearena_init`` zeroes ``conv2`` (the block starts
+    as its shortcut) and leaves the conditioning projection at torch's
+    initialisation, as PDEArena (pdearena/modules/conditioned/oned_unet.py:66, 81).
     """
 
     def __init__(
@@ -51,6 +60,7 @@ class ResidualBlock(nn.Module):
         norm_groups: int,
         embed_dim: int,
         cond_mode: str,
+        pdearena_init: bool = False,
     ) -> None:
         super().__init__()
         self.norm1 = group_norm(norm_groups, in_channels, norm)
@@ -60,8 +70,11 @@ class ResidualBlock(nn.Module):
             embed_dim,
             out_channels,
             cond_mode,
+            zero_init=not pdearena_init,
         )
         self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, padding_mode)
+        if pdearena_init:
+            zero_parameters(self.conv2)
         self.shortcut = (
             conv(spatial_dims, in_channels, out_channels, 1, padding_mode)
             if in_channels != out_channels
@@ -111,9 +124,23 @@ class UNet(nn.Module):
     through an MLP (width ``4 * hidden_channels``) into every residual block, whose
     projection starts at zero (see `ConditionedNorm`). With
     ``padding_mode="circular"`` the network commutes with every periodic shift (see
-    `physim.models._blocks`); deviation from PDEArena, whose stride-2 convolutions
-    keep a fixed phase and so commute only with shifts by multiples of
-    ``2**(len(channel_multipliers) - 1)``.
+    `physim.models._blocks`), as long as ``downsample_phase="adaptive"`` (the
+    default; a deviation from PDEArena). ``downsample_phase="fixed"`` is PDEArena's
+    down-sampling: the stride-2 convolutions keep the even phase, the network is
+    continuous in its input and commutes only with shifts by multiples of
+    ``2**(len(channel_multipliers) - 1)``. PDE-Refiner needs the fixed phase: its
+    pure-noise input makes the adaptive choice follow the noise draw.
+
+    ``weight_init="pdearena"`` starts as PDEArena's U-Net: the second convolution of
+    every residual block and the output convolution at zero
+    (pdearena/modules/conditioned/oned_unet.py:66, 611-614; a fresh network outputs
+    exactly zero), the conditioning projections at torch's initialisation (ibid.
+    line 81). ``out_norm_groups=8`` is its output GroupNorm (ibid. lines 606-607).
+    Remaining deviations from PDEArena's code: the conditioning scalars share one
+    embedding MLP (PDEArena: one MLP per scalar, summed; ibid. lines 493-510,
+    622-637), and on periodic data the transposed convolutions wrap around (PDEArena
+    sets circular padding on ``nn.Conv1d`` only, pderefiner.py:80, so its
+    up-sampling pads with zeros).
 
     Good values: the PDEArena 2-D model is ``hidden_channels=64``,
     ``channel_multipliers=(1, 2, 2, 4)``, ``num_blocks=2`` (about 144M parameters
@@ -132,7 +159,13 @@ class UNet(nn.Module):
         norm: use GroupNorm (``False``: identity).
         norm_groups: GroupNorm groups; must divide every width. PDEArena uses 1, and
             8 in the output norm.
+        out_norm_groups: groups of the output GroupNorm (``None``: ``norm_groups``;
+            PDEArena: 8); must divide ``hidden_channels``.
         padding_mode: ``"circular"`` (periodic data) or ``"zeros"``.
+        downsample_phase: ``"adaptive"`` (polyphase choice, commutes with every
+            periodic shift) or ``"fixed"`` (PDEArena's even phase, continuous in the
+            input); only matters with circular padding.
+        weight_init: ``"default"`` or ``"pdearena"`` (`WEIGHT_INITS`).
         cond_dim: number of conditioning scalars per sample (0: unconditioned).
         cond_mode: ``"add"`` or ``"scale_shift"``.
         spatial_size: the data's grid, if known (e.g. ``[64, 64]``): checked at
@@ -157,14 +190,22 @@ class UNet(nn.Module):
         mid_attention: bool = False,
         norm: bool = True,
         norm_groups: int = 1,
+        out_norm_groups: int | None = None,
         padding_mode: str = "circular",
+        downsample_phase: str = "adaptive",
+        weight_init: str = "default",
         cond_dim: int = 0,
         cond_mode: str = "add",
         spatial_size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         check_common("UNet", spatial_dims, padding_mode, hidden_channels)
+        check_downsample_phase("UNet", downsample_phase)
         check_cond_mode(cond_mode)
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(
+                f"UNet: weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}."
+            )
         multipliers = [int(m) for m in channel_multipliers]
         if not multipliers or min(multipliers) < 1:
             raise ValueError(
@@ -181,11 +222,16 @@ class UNet(nn.Module):
             hidden_channels * math.prod(multipliers[: i + 1])
             for i in range(len(multipliers))
         ]
+        if out_norm_groups is None:
+            out_norm_groups = norm_groups
         if norm:
             check_norm_groups("UNet", norm_groups, [hidden_channels, *widths])
+            check_norm_groups("UNet", out_norm_groups, [hidden_channels], "out_")
         self.spatial_dims = spatial_dims
         self.cond_dim = cond_dim
         self.periodic = padding_mode == "circular"
+        self.adaptive_phase = self.periodic and downsample_phase == "adaptive"
+        pdearena_init = weight_init == "pdearena"
         self.num_downsamplings = len(multipliers) - 1
         self.cond_embedding, embed_dim = backbone_embedding(cond_dim, hidden_channels)
 
@@ -199,6 +245,7 @@ class UNet(nn.Module):
                 norm_groups=norm_groups,
                 embed_dim=embed_dim,
                 cond_mode=cond_mode,
+                pdearena_init=pdearena_init,
             )
 
         self.lift = conv(spatial_dims, in_channels, hidden_channels, 3, padding_mode)
@@ -237,8 +284,10 @@ class UNet(nn.Module):
                 self.upsamplers.append(
                     TransposedConvUp(spatial_dims, width, self.periodic)
                 )
-        self.out_norm = group_norm(norm_groups, width, norm)
+        self.out_norm = group_norm(out_norm_groups, width, norm)
         self.project = conv(spatial_dims, width, out_channels, 3, padding_mode)
+        if pdearena_init:
+            zero_parameters(self.project)
 
     def forward(
         self, x: Float[Tensor, "B Ci *S"], cond: Float[Tensor, "B P"] | None = None
@@ -253,7 +302,7 @@ class UNet(nn.Module):
                 x = block(x, emb)
                 skips.append(x)
             if level < self.num_downsamplings:
-                phases.append(phase_of(x, self.periodic))
+                phases.append(phase_of(x, self.adaptive_phase))
                 x = self.downsamplers[level](roll_phase(x, phases[-1], -1))
                 skips.append(x)
         x = self.middle[1](self.attention(self.middle[0](x, emb)), emb)

@@ -12,7 +12,7 @@ samples, whose spread estimates the rollout's uncertainty.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,6 +85,7 @@ def _check_args(
     uncertainty_samples: int,
     difference_weight: float | None,
     residual: bool,
+    level_probabilities: Sequence[float] | None,
 ) -> None:
     def is_int(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool)
@@ -118,6 +119,20 @@ def _check_args(
             f"scale by the data's one-step difference std; got {difference_weight!r} "
             f"with residual={residual!r}."
         )
+    if level_probabilities is not None:
+        probabilities = [float(p) for p in level_probabilities]
+        if (
+            num_refinement_steps == 0
+            or len(probabilities) != num_refinement_steps + 1
+            or min(probabilities) <= 0
+            or abs(sum(probabilities) - 1.0) > 1e-6
+        ):
+            raise ValueError(
+                "PDERefiner: level_probabilities must give K + 1 = "
+                f"{num_refinement_steps + 1} positive probabilities of the levels "
+                "0..K summing to 1 (null: uniform, the paper's), got "
+                f"{list(level_probabilities)!r}."
+            )
 
 
 class PDERefiner(AutoregressiveSurrogate):
@@ -135,7 +150,11 @@ class PDERefiner(AutoregressiveSurrogate):
     sample, ``y_k = sqrt(a_k) y + sqrt(1 - a_k) eps`` and the loss
     ``loss(net(...), sqrt(a_k) eps - sqrt(1 - a_k) y)``, with ``a_k = alpha_bar_k``.
     At ``k = K`` (``a_K = 0``) the input is pure noise and the target is ``-y``: the
-    plain one-step prediction.
+    plain one-step prediction. ``level_probabilities`` replaces the uniform choice of
+    the level: a deviation from the paper, for short training runs, in which the
+    ``k = K`` call learns slowly (the low wavenumbers of its prediction, which no
+    refinement step changes, carry the rollout; the near-clean levels' unpredictable
+    noise is most of the gradient).
 
     Prediction: start from ``y_K ~ N(0, 1)`` and take ``K + 1`` DDPM posterior steps
     ``k = K..0`` (Ho et al. 2020, eq. 6-7, "fixed small" variance): ``y0_hat =
@@ -143,6 +162,9 @@ class PDERefiner(AutoregressiveSurrogate):
     with the posterior's coefficients, and no noise at the last step (whose result is
     ``y0_hat``). That is ``K + 1`` backbone calls per time step, as the reference
     implementation (which uses ``diffusers.DDPMScheduler``; written directly here).
+    The two halves are separate methods for diagnostics: `first_estimate` is the
+    ``k = K`` call alone, and `refine` runs the levels ``K - 1..0`` from any estimate
+    of the next frames (the ``k = K`` call's, or another model's).
 
     With ``num_refinement_steps = 0`` there is neither a noisy input nor a level: the
     task *is* the MSE-trained `AutoregressiveSurrogate` (same backbone in/out channels,
@@ -189,6 +211,8 @@ class PDERefiner(AutoregressiveSurrogate):
             difference_weight`` in physical units (the paper's scaled difference, 0.3
             on KS) instead of the change scaled by the data's one-step difference std
             (``None``, physim's default).
+        level_probabilities: training probability of each level ``0..K`` (``None``:
+            uniform, as the paper); a deviation from the paper when set.
         evaluation_seed: seeds the noise of validation and test (levels, noise,
             sampling) per batch from ``(evaluation_seed, stage, loader, batch index,
             rank)`` with a dedicated generator, so a batch's metrics do not depend on
@@ -221,6 +245,7 @@ class PDERefiner(AutoregressiveSurrogate):
         ema_decay: float | None = 0.995,
         uncertainty_samples: int = 0,
         difference_weight: float | None = None,
+        level_probabilities: Sequence[float] | None = None,
         evaluation_seed: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -231,8 +256,13 @@ class PDERefiner(AutoregressiveSurrogate):
             uncertainty_samples,
             difference_weight,
             kwargs.get("residual", True),
+            level_probabilities,
         )
         super().__init__(net, optimizer, scheduler, loss, **kwargs)
+        if level_probabilities is not None:  # plain floats in the checkpoint
+            self.hparams["level_probabilities"] = [
+                float(p) for p in level_probabilities
+            ]
         self._evaluation_generator: torch.Generator | None = None
         if difference_weight is not None:
             self.delta_std.fill_(difference_weight)
@@ -329,13 +359,7 @@ class PDERefiner(AutoregressiveSurrogate):
         target = self.encode_target(future, history)
         y = target.flatten(1, 2)
         if levels is None:
-            levels = torch.randint(
-                0,
-                self.hparams.num_refinement_steps + 1,
-                (y.shape[0],),
-                device=y.device,
-                generator=generator,
-            )
+            levels = self.draw_levels(y.shape[0], y.device, generator)
         shape = (-1, *([1] * (y.ndim - 1)))
         signal = self.signal_scale[levels].to(y.dtype).view(shape)
         noise_scale = self.noise_scale[levels].to(y.dtype).view(shape)
@@ -347,6 +371,22 @@ class PDERefiner(AutoregressiveSurrogate):
         loss = self.loss_fn(v_hat, signal * noise - noise_scale * y)
         estimate = (signal * noisy - noise_scale * v_hat).reshape(target.shape)
         return loss, self.decode(estimate, history)
+
+    def draw_levels(
+        self, size: int, device: torch.device, generator: torch.Generator | None
+    ) -> Int[Tensor, " B"]:
+        """Training levels: uniform in ``0..K``, or from ``level_probabilities``."""
+        probabilities = self.hparams.get("level_probabilities")
+        if probabilities is None:
+            return torch.randint(
+                0,
+                self.hparams.num_refinement_steps + 1,
+                (size,),
+                device=device,
+                generator=generator,
+            )
+        weights = torch.tensor(probabilities, dtype=torch.float64, device=device)
+        return torch.multinomial(weights, size, replacement=True, generator=generator)
 
     def step_loss(
         self, history: Tensor, future: Tensor, params: Tensor | None = None
@@ -368,16 +408,97 @@ class PDERefiner(AutoregressiveSurrogate):
     ) -> Float[Tensor, "B T C *S"]:
         """Refine pure noise into the normalised next frames (``K + 1`` calls)."""
         x = self.encode_history(history)
-        b, _, c, *space = history.shape
-        t_out = self.hparams.time_future
-        y = torch.randn(
-            (b, t_out * c, *space), generator=generator, device=x.device, dtype=x.dtype
+        estimate = self._top_level(x, history, params, generator)
+        return self._refine(x, estimate, params, generator).unflatten(
+            1, (self.hparams.time_future, history.shape[2])
         )
-        for k in range(self.hparams.num_refinement_steps, -1, -1):
-            levels = torch.full((b,), k, device=x.device, dtype=torch.long)
-            v_hat = self.denoise(x, y, levels, params)
+
+    def _top_level(
+        self,
+        x: Tensor,
+        history: Tensor,
+        params: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Float[Tensor, "B Fc *S"]:
+        """The ``k = K`` call on a pure-noise input: its estimate ``y0_hat``."""
+        b, _, c, *space = history.shape
+        k = self.hparams.num_refinement_steps
+        y = torch.randn(
+            (b, self.hparams.time_future * c, *space),
+            generator=generator,
+            device=x.device,
+            dtype=x.dtype,
+        )
+        levels = torch.full((b,), k, device=x.device, dtype=torch.long)
+        signal, noise_scale = self._posterior[k][:2]  # 0 and 1: the input is noise
+        return signal * y - noise_scale * self.denoise(x, y, levels, params)
+
+    def _refine(
+        self,
+        x: Tensor,
+        estimate: Float[Tensor, "B Fc *S"],
+        params: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> Float[Tensor, "B Fc *S"]:
+        """Levels ``K - 1..0`` from the estimate ``y0_hat`` of the ``k = K`` step.
+
+        The posterior step out of level ``K`` needs no ``y_K``: ``alpha_bar_K = 0``
+        makes its coefficient of ``y_K`` zero, so ``y_{K-1} = sqrt(a_{K-1}) y0_hat +
+        sqrt(1 - a_{K-1}) eps`` (the estimate noised to level ``K - 1``), wherever
+        the estimate came from.
+        """
+        k = self.hparams.num_refinement_steps
+        _, _, c_estimate, _, std = self._posterior[k]
+        y = c_estimate * estimate + std * torch.randn(
+            estimate.shape, generator=generator, device=x.device, dtype=x.dtype
+        )
+        levels = torch.empty(x.shape[0], device=x.device, dtype=torch.long)
+        for k in range(self.hparams.num_refinement_steps - 1, -1, -1):
+            v_hat = self.denoise(x, y, levels.fill_(k), params)
             y = self._posterior_step(y, v_hat, k, generator)
-        return y.unflatten(1, (t_out, c))
+        return y
+
+    def first_estimate(
+        self,
+        history: Tensor,
+        params: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The ``k = K`` call alone (before any refinement), physical.
+
+        Args:
+            history: physical history ``[B, T_in, C, *S]``.
+            params: per-trajectory parameters ``[B, P]`` when conditioned.
+            generator: for the pure-noise input.
+        """
+        x = self.encode_history(history)
+        estimate = self._top_level(x, history, params, generator)
+        shape = (self.hparams.time_future, history.shape[2])
+        return self.decode(estimate.unflatten(1, shape), history)
+
+    def refine(
+        self,
+        history: Tensor,
+        estimate: Tensor,
+        params: Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Refine a physical estimate of the next frames (``K`` calls), physical.
+
+        ``refine(h, first_estimate(h, generator=g), generator=g)`` is
+        ``predict_next(h, generator=g)`` (the same draws in the same order);
+        ``refine(h, other(h))`` refines another model's prediction.
+
+        Args:
+            history: physical history ``[B, T_in, C, *S]``.
+            estimate: physical next frames ``[B, T_out, C, *S]``.
+            params: per-trajectory parameters ``[B, P]`` when conditioned.
+            generator: for the refinement noise.
+        """
+        x = self.encode_history(history)
+        y0 = self.encode_target(estimate, history).flatten(1, 2)
+        refined = self._refine(x, y0, params, generator)
+        return self.decode(refined.unflatten(1, estimate.shape[1:3]), history)
 
     def _posterior_step(
         self, y: Tensor, v_hat: Tensor, k: int, generator: torch.Generator | None

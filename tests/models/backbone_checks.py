@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from hydra.core.global_hydra import GlobalHydra
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from physim.cli.evaluate import load_task
+from physim.models._blocks import phase_of, polyphase_choice
 from tests.cli.conftest import compose_train
 
 
@@ -25,6 +27,36 @@ def shift_error(
         y = model(x)
         y_shifted = model(x.roll(shift, dims))
     return (y_shifted - y.roll(shift, dims)).abs().max().item(), y.abs().max().item()
+
+
+def bisect_phase_flip(
+    monkeypatch, module: ModuleType, model: nn.Module, x0, x1, width: float, *args
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points ``a, b`` on the segment ``x0 -> x1``, ``max|b - a| <= width``, between
+    which ``model``'s adaptive polyphase choices differ (``module``: the model's
+    module, whose ``phase_of`` is recorded)."""
+    phases = []
+
+    def recording_phase_of(x, adaptive):
+        phases.append(None if not adaptive else polyphase_choice(x).tolist())
+        return phase_of(x, adaptive)
+
+    monkeypatch.setattr(module, "phase_of", recording_phase_of)
+
+    def choice(t: float):
+        phases.clear()
+        with torch.no_grad():
+            model((1 - t) * x0 + t * x1, *args)
+        return list(phases)
+
+    low, high = 0.0, 1.0
+    assert choice(low) != choice(high)
+    step = (x1 - x0).abs().max().item()
+    while (high - low) * step > width:
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if choice(middle) == choice(low) else (low, middle)
+    monkeypatch.undo()
+    return (1 - low) * x0 + low * x1, (1 - high) * x0 + high * x1
 
 
 def check_zero_init_conditioning(build: Callable[..., nn.Module], x: torch.Tensor):

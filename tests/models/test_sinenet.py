@@ -13,6 +13,7 @@ import physim.cli  # noqa: F401  (the ${mul:...} resolver of the model configs)
 import physim.models._sinenet as sinenet_module
 from physim.models import PAPER_MULTS, SineNet, mult_for_budget, sinenet_parameter_count
 from tests.models.backbone_checks import (
+    bisect_phase_flip,
     check_backward_and_state_dict,
     check_experiment_checkpoint_round_trip,
     check_zero_init_conditioning,
@@ -49,19 +50,34 @@ def test_circular_sinenet_commutes_with_periodic_shifts(spatial_dims, shape, shi
     assert error < 1e-12 * max(size, 1.0)
 
 
-def test_without_polyphase_alignment_only_multiples_of_the_coarsest_cell_commute(
-    monkeypatch,
-):
+def test_fixed_phase_commutes_only_with_multiples_of_the_coarsest_cell():
     # The control: the reference code's fixed phase (two poolings here) commutes
     # with shifts by 4 but not by 1 or 2; its periodic cubic up-sampling is exact.
-    monkeypatch.setattr(sinenet_module, "phase_of", lambda x, periodic: None)
     torch.manual_seed(0)
-    model = small_sinenet(2).double()
+    model = small_sinenet(2, downsample_phase="fixed").double()
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     assert shift_error(model, x, (4, 8))[0] < 1e-12
     for shift in [(1, 0), (2, 2)]:
         error, size = shift_error(model, x, shift)
         assert error > 1e-3 * size
+
+
+def test_fixed_phase_is_continuous_where_the_adaptive_choice_flips(monkeypatch):
+    # Between an input and its odd shift the adaptive choice flips somewhere; there
+    # a 1e-6 step moves the adaptive network by O(1), the fixed-phase one by O(1e-6).
+    torch.manual_seed(0)
+    adaptive = small_sinenet(1).double()
+    fixed = small_sinenet(1, downsample_phase="fixed").double()
+    fixed.load_state_dict(adaptive.state_dict())
+    x0 = torch.randn(1, 3, 32, dtype=torch.float64)
+    a, b = bisect_phase_flip(
+        monkeypatch, sinenet_module, adaptive, x0, x0.roll(1, -1), 1e-6
+    )
+    delta = (b - a).abs().max().item()
+    with torch.no_grad():
+        scale = fixed(a).abs().max().item()
+        assert (fixed(b) - fixed(a)).abs().max() < 100 * delta * scale
+        assert (adaptive(b) - adaptive(a)).abs().max() > 1e-3 * scale
 
 
 def test_zero_padding_is_not_periodic():
@@ -144,6 +160,7 @@ def test_every_parameter_gets_a_gradient_and_the_state_dict_loads(
         (dict(num_levels=0), "num_levels must be >= 1, got 0"),
         (dict(norm_groups=4), r"norm_groups=4 .* valid values: \[1, 2\]"),
         (dict(padding_mode="periodic"), "padding_mode must be one of"),
+        (dict(downsample_phase="even"), "downsample_phase must be one of"),
         (dict(spatial_dims=0), "spatial_dims must be 1 or 2"),
         (dict(hidden_channels=1, mult=0.4), "level without channels"),
         (dict(spatial_size=(16, 18)), r"spatial_size \(16, 18\) .* multiple of 4"),

@@ -8,6 +8,7 @@ import torch
 import physim.models._unet as unet_module
 from physim.models import UNet
 from tests.models.backbone_checks import (
+    bisect_phase_flip,
     check_backward_and_state_dict,
     check_experiment_checkpoint_round_trip,
     check_zero_init_conditioning,
@@ -40,19 +41,91 @@ def test_circular_unet_commutes_with_every_periodic_shift(spatial_dims, shape, s
     assert error < 1e-12 * max(size, 1.0)
 
 
-def test_without_polyphase_alignment_only_multiples_of_the_coarsest_cell_commute(
-    monkeypatch,
-):
+def test_fixed_phase_commutes_only_with_multiples_of_the_coarsest_cell():
     # The control for the test above: the fixed even phase of the reference code
     # (two down-samplings here) commutes with shifts by 4 but not by 1 or 2.
-    monkeypatch.setattr(unet_module, "phase_of", lambda x, periodic: None)
     torch.manual_seed(0)
-    model = small_unet(2).double()
+    model = small_unet(2, downsample_phase="fixed").double()
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     assert shift_error(model, x, (4, 8))[0] < 1e-12
     for shift in [(1, 0), (2, 2)]:
         error, size = shift_error(model, x, shift)
         assert error > 1e-3 * size
+
+
+def test_fixed_phase_is_the_reference_strided_convolution():
+    # PDEArena's Downsample: Conv1d(C, C, 3, stride 2, padding 1), circular under
+    # pderefiner.py:80. With the fixed phase the U-Net's down-sampler is exactly it.
+    torch.manual_seed(0)
+    model = small_unet(1, downsample_phase="fixed").double()
+    seen = {}
+    down = model.downsamplers[0]
+    down.register_forward_hook(lambda m, args, out: seen.update(x=args[0], y=out))
+    model(torch.randn(2, 3, 16, dtype=torch.float64))
+    x = torch.nn.functional.pad(seen["x"], (1, 1), mode="circular")
+    expected = torch.nn.functional.conv1d(x, down.weight, down.bias, stride=2)
+    torch.testing.assert_close(seen["y"], expected, rtol=0, atol=1e-12)
+
+
+def test_fixed_phase_is_continuous_and_adaptive_phase_jumps(monkeypatch):
+    # A 1e-6 perturbation that flips the adaptive polyphase choice moves the adaptive
+    # network's output by O(1), and the fixed-phase network (same weights) by O(1e-6).
+    torch.manual_seed(0)
+    adaptive = small_unet(1, cond_dim=1).double()
+    fixed = small_unet(1, cond_dim=1, downsample_phase="fixed").double()
+    fixed.load_state_dict(adaptive.state_dict())
+    for parameter in fixed.parameters():  # non-zero conditioning, as once trained
+        parameter.data += 0.05 * torch.randn_like(parameter)
+    adaptive.load_state_dict(fixed.state_dict())
+    cond = torch.rand(1, 1, dtype=torch.float64)
+    x0 = torch.randn(1, 3, 32, dtype=torch.float64)
+    # The odd shift swaps the polyphase components: somewhere between, the choice flips.
+    a, b = bisect_phase_flip(
+        monkeypatch, unet_module, adaptive, x0, x0.roll(1, -1), 1e-6, cond
+    )
+    delta = (b - a).abs().max().item()
+    assert 1e-7 < delta <= 1e-6
+    with torch.no_grad():
+        scale = fixed(a, cond).abs().max().item()
+        fixed_move = (fixed(b, cond) - fixed(a, cond)).abs().max().item()
+        adaptive_move = (adaptive(b, cond) - adaptive(a, cond)).abs().max().item()
+    assert scale > 0.1
+    assert fixed_move < 100 * delta * scale, (fixed_move, delta)
+    assert adaptive_move > 1e-3 * scale, adaptive_move
+    # And at random points the fixed-phase network is Lipschitz at the same scale.
+    with torch.no_grad():
+        for _ in range(3):
+            d = torch.randn_like(x0)
+            d *= 1e-6 / d.abs().max()
+            move = (fixed(x0 + d, cond) - fixed(x0, cond)).abs().max().item()
+            assert move < 100 * 1e-6 * scale
+            x0 = torch.randn_like(x0)
+
+
+@pytest.mark.parametrize("spatial_dims, cond_dim", [(1, 3), (2, 0)])
+def test_pdearena_init_outputs_exactly_zero(spatial_dims, cond_dim):
+    # pdearena/modules/conditioned/oned_unet.py:66 (zero conv2 per residual block),
+    # 611-614 (zero final convolution): a fresh network predicts zero, whatever the
+    # input and conditioning; every residual block starts as its shortcut.
+    torch.manual_seed(0)
+    build = partial(small_unet, spatial_dims, cond_dim=cond_dim, mid_attention=True)
+    model = build(weight_init="pdearena", out_norm_groups=8)
+    x = torch.randn(3, 3, *([16] * spatial_dims))
+    args = (100 * torch.randn(3, cond_dim),) if cond_dim else ()
+    out = model(x, *args)
+    assert out.shape == (3, 2, *([16] * spatial_dims))
+    assert torch.equal(out, torch.zeros_like(out))
+    block, h = model.down_blocks[0][0], torch.randn(3, 8, *([16] * spatial_dims))
+    emb = model.cond_embedding(*args) if cond_dim else None
+    assert torch.equal(block(h, emb), h)
+    assert model.out_norm.num_groups == 8
+    if cond_dim:  # the conditioning projections keep torch's initialisation
+        assert model.down_blocks[0][0].norm2.proj.weight.abs().max() > 0
+    # The control: the default initialisation does not output zero.
+    assert build()(x, *args).abs().max() > 1e-3
+    # The output layer learns from the first step.
+    (model(x, *args) - 1).square().mean().backward()
+    assert model.project.weight.grad.abs().max() > 0
 
 
 @pytest.mark.parametrize(
@@ -92,6 +165,12 @@ def test_pdearena_unetmod_64_has_its_144m_parameters():
         (dict(padding_mode="reflect"), "padding_mode must be one of"),
         (dict(spatial_dims=3), "spatial_dims must be 1 or 2"),
         (dict(norm_groups=3), r"norm_groups=3 .* valid values: \[1, 2, 4, 8\]"),
+        (
+            dict(out_norm_groups=16),
+            r"out_norm_groups=16 .* valid values: \[1, 2, 4, 8\]",
+        ),
+        (dict(downsample_phase="odd"), "downsample_phase must be one of"),
+        (dict(weight_init="zeros"), "weight_init must be one of"),
         (dict(channel_multipliers=()), "channel_multipliers must be a non-empty"),
         (dict(cond_mode="film"), "cond_mode must be one of"),
         (dict(spatial_size=(16, 18)), r"spatial_size \(16, 18\) .* multiple of 4"),

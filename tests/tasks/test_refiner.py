@@ -1,11 +1,15 @@
-"""PDERefiner: schedule, v-target, posterior, K = 0, EMA, checkpoints, sampling."""
+"""PDERefiner: schedule, v-target, posterior, K = 0, EMA, checkpoints, sampling,
+training levels, the benchmark's diagnostics, the refiner configs' backbone."""
 
+import importlib.util
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from pytorch_lightning.callbacks import EMAWeightAveraging, ModelCheckpoint
 from torch import nn
 
@@ -13,6 +17,7 @@ from physim.data import TrajectoryDataModule
 from physim.models import UNet
 from physim.tasks import AutoregressiveSurrogate, PDERefiner, refinement_schedule
 from physim.tasks._refiner import _posterior_coefficients
+from tests.cli.conftest import compose_train
 from tests.helpers.datasets import write_dataset
 
 NUM_POINTS = 32
@@ -456,3 +461,161 @@ def test_validation_noise_depends_on_the_batch_only(root):
     assert torch.equal(torch.get_rng_state(), state)
     assert alone == after_first
     assert loss_of(0) != alone
+
+
+# --------------------------------------------------------- diagnostics (issue 22)
+BENCH = (
+    Path(__file__).resolve().parents[2] / "scripts" / "bench" / "bench_refiner_ks.py"
+)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    """``scripts/bench/bench_refiner_ks.py`` as a module (its diagnostics)."""
+    spec = importlib.util.spec_from_file_location("bench_refiner_ks", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_first_estimate_then_refine_is_the_sampler():
+    task = make_refiner(seed=3)
+    task.eval()
+    history = torch.randn(2, 1, 1, NUM_POINTS)
+    with torch.no_grad():
+        sample = task.predict_next(history, generator=torch.Generator().manual_seed(4))
+        generator = torch.Generator().manual_seed(4)
+        first = task.first_estimate(history, generator=generator)
+        refined = task.refine(history, first, generator=generator)
+    torch.testing.assert_close(refined, sample, rtol=0, atol=1e-6)
+    assert (first - sample).abs().max() > 1e-4  # refinement did change something
+
+
+class _TopLevelOracle(nn.Module):
+    """Exact v at levels k < K; at k = K the truth plus a known error (and a small
+    multiple of the pure-noise input, so that the call varies over noise draws)."""
+
+    cond_dim = 1
+
+    def __init__(self, y, error, noise_gain):
+        super().__init__()
+        self.y, self.error, self.noise_gain = y, error, noise_gain
+        self.alpha_bar = refinement_schedule(3)
+
+    def forward(self, x, cond):
+        k = int(round(cond[0, 0].item() * 3 / 1000))
+        noisy, a = x[:, 1:], self.alpha_bar[k]
+        if k == 3:  # y0_hat = -v at the top level
+            return -(self.y + self.error + self.noise_gain * noisy)
+        eps = (noisy - a.sqrt() * self.y) / (1 - a).sqrt()
+        return a.sqrt() * eps - (1 - a).sqrt() * self.y
+
+
+def test_band_errors_of_the_top_level_call_on_a_known_spectrum(bench):
+    # 256 points, the bench's bands (0-7, 8-23, 24-63, 64-128). In target units the
+    # k = K call errs by a sine of amplitude 2 at wavenumber 3 and one of amplitude
+    # 0.5 at wavenumber 40 (mean-square 2 and 0.125); the physical error is 0.3 times
+    # that (difference_weight), so its power is 0.09 x [2, 0, 0.125, 0]. Refinement by
+    # exact lower levels removes it; an "MSE model" erring at wavenumber 100 is
+    # refined to the truth as well.
+    n, points, gain = 16, 256, 1e-2
+    torch.manual_seed(0)
+    x = torch.arange(points, dtype=torch.float64) / points
+    y = torch.randn(n, 1, points, dtype=torch.float64).cumsum(-1) / 10
+    error = 2 * torch.sin(2 * torch.pi * 3 * x) + 0.5 * torch.cos(2 * torch.pi * 40 * x)
+    task = make_refiner(difference_weight=0.3).double()
+    task.net = _TopLevelOracle(y, error.expand(n, 1, points), gain)
+    task.set_statistics({"mean": [0.0], "std": [1.0], "delta_std": [1.0]})
+    history = torch.zeros(n, 1, 1, points, dtype=torch.float64)
+    future = 0.3 * y[:, None]
+
+    class ErringModel:
+        def predict_next(self, history, params=None):
+            return future + 0.3 * 0.1 * torch.sin(2 * torch.pi * 100 * x)
+
+    windows = {"history": history, "future": future, "params": None}
+    out = bench.one_step_diagnostics(task, windows, ErringModel(), draws=8)
+    errors = out["band_errors"]
+    expected = 0.09 * torch.tensor([2.0, 0.0, 0.125, 0.0], dtype=torch.float64)
+    # The noise term adds ~0.09 gain^2 (white, 1e-5 of the total) spread over bands.
+    torch.testing.assert_close(
+        torch.tensor(errors["k_top"], dtype=torch.float64),
+        expected,
+        rtol=1e-3,
+        atol=2e-5,
+    )
+    for exact in ("refined", "mse_refined", "truth_refined"):
+        assert max(errors[exact]) < 1e-20, exact
+    torch.testing.assert_close(
+        torch.tensor(errors["mse"], dtype=torch.float64),
+        torch.tensor([0.0, 0.0, 0.0, 0.09 * 0.01 / 2], dtype=torch.float64),
+        rtol=1e-9,
+        atol=1e-20,
+    )
+    assert out["one_step_mse"]["k_top"] == pytest.approx(sum(errors["k_top"]))
+    # Over noise draws the call varies by 0.3 gain eps: white noise of variance
+    # 0.09 gain^2, i.e. a share (2 x modes) / 256 of it per band (one k = 0 and one
+    # Nyquist mode count once).
+    modes = torch.tensor([15.0, 32.0, 80.0, 129.0], dtype=torch.float64)
+    torch.testing.assert_close(
+        torch.tensor(out["k_top_noise_variance"], dtype=torch.float64),
+        0.09 * gain**2 * modes / points,
+        rtol=0.15,
+        atol=0,
+    )
+
+
+def test_gradient_shares_smoke(root, bench):
+    # Smoke test: the diagnostic runs on a datamodule and returns proper shares.
+    dm = TrajectoryDataModule(root, num_channels=1, time_history=1, batch_size=4)
+    dm.setup("fit")
+    task = make_refiner(level_probabilities=[0.2, 0.2, 0.2, 0.4])
+    task.set_statistics(dm.statistics)
+    out = bench.gradient_shares(task, dm, batches=3, batch_size=10)
+    assert sum(out["second_moment_share"]) == pytest.approx(1.0)
+    assert all(0 < s < 1 for s in out["second_moment_share"])
+    assert all(s <= 1 + 1e-9 for s in out["signal_fraction"])
+    assert out["level_probabilities"] == [0.2, 0.2, 0.2, 0.4]
+    assert all(p.grad is None or not p.grad.any() for p in task.parameters())
+
+
+# --------------------------------------------------------- training levels
+def test_level_probabilities_set_how_often_each_level_trains():
+    task = make_refiner(level_probabilities=[0.1, 0.1, 0.3, 0.5])
+    generator = torch.Generator().manual_seed(0)
+    levels = task.draw_levels(40_000, torch.device("cpu"), generator)
+    frequencies = torch.bincount(levels, minlength=4) / 40_000
+    torch.testing.assert_close(
+        frequencies, torch.tensor([0.1, 0.1, 0.3, 0.5]), rtol=0, atol=0.01
+    )
+    # Without them, uniform (the paper), drawn as before.
+    uniform = make_refiner().draw_levels(8, torch.device("cpu"), None)
+    assert uniform.min() >= 0 and uniform.max() <= 3
+
+
+@pytest.mark.parametrize(
+    "probabilities", [[0.5, 0.5], [0.0, 0.2, 0.3, 0.5], [0.3, 0.3, 0.3, 0.3]]
+)
+def test_bad_level_probabilities_are_refused(probabilities):
+    with pytest.raises(ValueError, match="level_probabilities must give K \\+ 1 = 4"):
+        make_refiner(level_probabilities=probabilities)
+
+
+def test_refiner_configs_build_the_pdearena_backbone(tmp_path):
+    # Fixed-phase down-sampling, zero last convolutions, 8 output groups in the
+    # refiner experiments (ks1d_refiner_weighted is ks1d_refiner with other level
+    # draws, so both ks1d configs are covered).
+    for experiment in ["ks1d_refiner_weighted", "ns2d_refiner"]:
+        cfg = compose_train([f"+experiment={experiment}"], tmp_path)
+        net = instantiate(cfg.model.net)
+        assert not net.adaptive_phase and net.out_norm.num_groups == 8
+        out = net(
+            torch.randn(2, net.lift.in_channels, *[16] * net.spatial_dims),
+            torch.randn(2, net.cond_dim),
+        )
+        assert torch.equal(out, torch.zeros_like(out)), experiment
+        probabilities = cfg.model.level_probabilities
+        if experiment == "ks1d_refiner_weighted":
+            assert list(probabilities) == pytest.approx([1 / 6, 1 / 6, 1 / 6, 0.5])
+        else:
+            assert probabilities is None
