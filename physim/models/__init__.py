@@ -4,7 +4,12 @@ Each maps ``(B, C_in, *space) -> (B, C_out, *space)``, except the neural field
 :class:`SIREN`, which maps points ``(*P, in) -> (*P, out)``.
 """
 
-from ._blocks import DOWNSAMPLE_PHASES
+from ._blocks import (
+    DOWNSAMPLE_PHASES,
+    BlockOptions,
+    ConditionedConvBlock,
+    UShapedBackbone,
+)
 from ._conditioning import ConditionedNorm, ConditionEmbedding, sinusoidal_embedding
 from ._fno import FNO
 from ._hippo import MEASURES, HiPPO, HiPPOStem, hippo_matrices
@@ -22,6 +27,9 @@ from ._unet import WEIGHT_INITS, UNet
 
 __all__ = [
     "DOWNSAMPLE_PHASES",
+    "BlockOptions",
+    "ConditionedConvBlock",
+    "UShapedBackbone",
     "FNO",
     "MEASURES",
     "HiPPO",

@@ -29,17 +29,30 @@ The two are a backbone's ``downsample_phase`` option (`DOWNSAMPLE_PHASES`):
 
 On non-periodic data (``padding_mode="zeros"``) the phase is always fixed: a shift is
 not a symmetry there.
+
+What both backbones share is written here once: their argument checks, the
+conditioning embedding and the checks of a call (`UShapedBackbone`), the settings every
+block is built with (`BlockOptions`) and the conditioned convolution block itself
+(`ConditionedConvBlock`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float
 from torch import Tensor, nn
+
+from ._conditioning import (
+    ConditionedNorm,
+    backbone_embedding,
+    check_cond,
+    check_cond_mode,
+)
 
 PADDING_MODES = ("circular", "zeros")
 DOWNSAMPLE_PHASES = ("adaptive", "fixed")
@@ -163,6 +176,210 @@ def zero_parameters(module: nn.Module) -> nn.Module:
         for parameter in module.parameters():
             parameter.zero_()
     return module
+
+
+@dataclass(frozen=True)
+class BlockOptions:
+    """What every layer of a U-shaped backbone is built with, and factories for them.
+
+    Args:
+        spatial_dims: 1 or 2.
+        padding_mode: ``"circular"`` or ``"zeros"`` (`PADDING_MODES`).
+        norm: use GroupNorm (``False``: identity).
+        norm_groups: GroupNorm groups.
+        embed_dim: width of the conditioning embedding (0: unconditioned).
+        cond_mode: ``"add"`` or ``"scale_shift"`` (see `ConditionedNorm`).
+    """
+
+    spatial_dims: int
+    padding_mode: str
+    norm: bool
+    norm_groups: int
+    embed_dim: int
+    cond_mode: str
+
+    def conv(
+        self, in_channels: int, out_channels: int, kernel_size: int = 3
+    ) -> nn.Module:
+        """A stride-1 "same" convolution with the backbone's padding (`conv`)."""
+        return conv(
+            self.spatial_dims, in_channels, out_channels, kernel_size, self.padding_mode
+        )
+
+    def norm_layer(self, channels: int) -> nn.Module:
+        """The backbone's normalisation of ``channels`` features (`group_norm`)."""
+        return group_norm(self.norm_groups, channels, self.norm)
+
+    def conditioned_norm(self, channels: int, zero_init: bool = True) -> nn.Module:
+        """`norm_layer`, modulated by the conditioning embedding (`ConditionedNorm`)."""
+        return ConditionedNorm(
+            self.norm_layer(channels),
+            self.embed_dim,
+            channels,
+            self.cond_mode,
+            zero_init=zero_init,
+        )
+
+
+class ConditionedConvBlock(nn.Module):
+    """Two 3-wide convolutions, each with a norm and a GELU; the norm that follows the
+    first convolution is modulated by the conditioning embedding (`ConditionedNorm`).
+
+    The two backbones put the norms on different sides of their convolutions:
+
+    - ``pre_norm=True``, the U-Net's wide residual block (PDEArena, after the
+      pre-activation ResNet of He et al. 2016):
+      ``conv2(act(norm2(conv1(act(norm1(x))), emb)))``; `UNet` adds the shortcut.
+    - ``pre_norm=False``, SineNet's conv block:
+      ``act(norm2(conv2(act(norm1(conv1(x), emb)))))``. The SineNet code adds the
+      embedding after the first activation; here it sits where it does in the U-Net,
+      so both backbones condition alike.
+
+    The norms are numbered, and all layers registered, in the order they are applied,
+    so state-dict names and the order of ``parameters()`` (which an optimizer's saved
+    state follows) are those of the two blocks this one replaced.
+
+    ``pdearena_init`` zeroes ``conv2`` (a residual block starts as its shortcut) and
+    leaves the conditioning projection at torch's initialisation, as PDEArena
+    (pdearena/modules/conditioned/oned_unet.py:66, 81); otherwise the projection
+    starts at zero.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels (of both convolutions).
+        options: the backbone's `BlockOptions`.
+        pre_norm: the arrangement above.
+        pdearena_init: PDEArena's initialisation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        options: BlockOptions,
+        *,
+        pre_norm: bool,
+        pdearena_init: bool = False,
+    ) -> None:
+        super().__init__()
+        self.pre_norm = pre_norm
+        # Created in the order a seeded build draws their weights (conv1, the
+        # conditioning projection, conv2; a norm draws none), registered below in
+        # the order they are applied.
+        plain = options.norm_layer(in_channels if pre_norm else out_channels)
+        conv1 = options.conv(in_channels, out_channels)
+        conditioned = options.conditioned_norm(
+            out_channels, zero_init=not pdearena_init
+        )
+        conv2 = options.conv(out_channels, out_channels)
+        if pdearena_init:
+            zero_parameters(conv2)
+        if pre_norm:
+            self.norm1, self.conv1, self.norm2, self.conv2 = (
+                plain,
+                conv1,
+                conditioned,
+                conv2,
+            )
+        else:
+            self.conv1, self.norm1, self.conv2, self.norm2 = (
+                conv1,
+                conditioned,
+                conv2,
+                plain,
+            )
+
+    def forward(
+        self, x: Float[Tensor, "B Ci *S"], emb: Float[Tensor, "B E"] | None
+    ) -> Float[Tensor, "B Co *S"]:
+        if self.pre_norm:
+            h = self.norm2(self.conv1(F.gelu(self.norm1(x))), emb)
+            return self.conv2(F.gelu(h))
+        h = F.gelu(self.norm1(self.conv1(x), emb))
+        return F.gelu(self.norm2(self.conv2(h)))
+
+
+class UShapedBackbone(nn.Module):
+    """What `UNet` and `SineNet` share: argument checks, conditioning, call checks.
+
+    A backbone checks its own arguments, computes how often it halves the grid and
+    which channel counts it normalises, and calls this constructor; it then builds its
+    layers with `options` and starts ``forward`` with `embed`. The conditioning
+    embedding (``cond_embedding``, `backbone_embedding`) is the first module a
+    backbone registers, so a seeded build draws its weights in the same order.
+
+    The arguments come in three groups: the grid, the norms, the conditioning.
+
+    Args:
+        spatial_dims: 1 or 2.
+        padding_mode: ``"circular"`` (periodic data) or ``"zeros"``.
+        downsample_phase: ``"adaptive"`` (polyphase choice, commutes with every
+            periodic shift) or ``"fixed"`` (the even phase of the PDEArena and SineNet
+            code, continuous in the input); only matters with circular padding.
+        num_downsamplings: how often the grid is halved.
+        spatial_size: the data's grid, if known (e.g. ``[64, 64]``): checked at
+            construction, so a grid the down/up path cannot handle fails before any
+            training. Inputs are checked at every call either way (`embed`).
+        norm: use GroupNorm (``False``: identity).
+        norm_groups: GroupNorm groups; must divide every entry of ``norm_widths``.
+        norm_widths: every channel count a norm sees.
+        hidden_channels: the finest level's width (sizes the embedding).
+        cond_dim: number of conditioning scalars per sample (0: unconditioned).
+        cond_mode: ``"add"`` or ``"scale_shift"``.
+
+    Raises:
+        ValueError: naming the argument, the value and the valid values, including
+            a ``spatial_size`` that cannot be halved ``num_downsamplings`` times.
+    """
+
+    def __init__(
+        self,
+        *,
+        spatial_dims: int,
+        padding_mode: str,
+        downsample_phase: str,
+        num_downsamplings: int,
+        spatial_size: Sequence[int] | None,
+        norm: bool,
+        norm_groups: int,
+        norm_widths: list[int],
+        hidden_channels: int,
+        cond_dim: int,
+        cond_mode: str,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        check_common(owner, spatial_dims, padding_mode, hidden_channels)
+        check_downsample_phase(owner, downsample_phase)
+        check_cond_mode(cond_mode)
+        if cond_dim < 0:
+            raise ValueError(f"{owner}: cond_dim must be >= 0, got {cond_dim}.")
+        check_spatial_size_arg(owner, spatial_size, spatial_dims, num_downsamplings)
+        if norm:
+            check_norm_groups(owner, norm_groups, norm_widths)
+        self.spatial_dims = spatial_dims
+        self.cond_dim = cond_dim
+        self.num_downsamplings = num_downsamplings
+        self.periodic = padding_mode == "circular"
+        self.adaptive_phase = self.periodic and downsample_phase == "adaptive"
+        self.cond_embedding, embed_dim = backbone_embedding(cond_dim, hidden_channels)
+        self.options = BlockOptions(
+            spatial_dims, padding_mode, norm, norm_groups, embed_dim, cond_mode
+        )
+
+    def embed(
+        self, x: Float[Tensor, "B C *S"], cond: Float[Tensor, "B P"] | None
+    ) -> Float[Tensor, "B E"] | None:
+        """Check a call's grid and ``cond``; the conditioning embedding (or ``None``).
+
+        Raises:
+            ValueError: the grid cannot be halved `num_downsamplings` times, or
+                ``cond`` does not match ``cond_dim``.
+        """
+        owner = type(self).__name__
+        check_spatial_size(owner, tuple(x.shape[2:]), self.num_downsamplings)
+        check_cond(cond, self.cond_dim, x.shape[0], owner)
+        return None if self.cond_embedding is None else self.cond_embedding(cond)
 
 
 # ---------------------------------------------------------------------- resampling

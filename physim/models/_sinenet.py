@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from ._blocks import (
+    BlockOptions,
+    ConditionedConvBlock,
     CubicUp,
+    UShapedBackbone,
     avg_pool_down,
-    check_common,
-    check_downsample_phase,
-    check_norm_groups,
-    check_spatial_size,
-    check_spatial_size_arg,
     conv,
-    group_norm,
     phase_of,
     roll_phase,
-)
-from ._conditioning import (
-    ConditionedNorm,
-    backbone_embedding,
-    check_cond,
-    check_cond_mode,
 )
 
 __all__ = ["PAPER_MULTS", "SineNet", "sinenet_parameter_count", "mult_for_budget"]
@@ -38,47 +28,8 @@ __all__ = ["PAPER_MULTS", "SineNet", "sinenet_parameter_count", "mult_for_budget
 PAPER_MULTS: dict[int, float] = {8: 1.425, 6: 1.5, 4: 1.611, 2: 1.8075}
 
 
-class ConvBlock(nn.Module):
-    """``act(norm2(conv(act(norm1(conv(x))))))``: two 3-wide convolutions (SineNet).
-
-    ``norm1`` is modulated by the conditioning embedding when there is one
-    (`ConditionedNorm`). The SineNet code adds the embedding after the
-    first activation; here it sits where it does in the U-Net, so both backbones
-    condition alike.
-    """
-
-    def __init__(
-        self,
-        spatial_dims: int,
-        in_channels: int,
-        out_channels: int,
-        *,
-        padding_mode: str,
-        norm: bool,
-        norm_groups: int,
-        embed_dim: int,
-        cond_mode: str,
-    ) -> None:
-        super().__init__()
-        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, padding_mode)
-        self.norm1 = ConditionedNorm(
-            group_norm(norm_groups, out_channels, norm),
-            embed_dim,
-            out_channels,
-            cond_mode,
-        )
-        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, padding_mode)
-        self.norm2 = group_norm(norm_groups, out_channels, norm)
-
-    def forward(
-        self, x: Float[Tensor, "B Ci *S"], emb: Float[Tensor, "B E"] | None
-    ) -> Float[Tensor, "B Co *S"]:
-        h = F.gelu(self.norm1(self.conv1(x), emb))
-        return F.gelu(self.norm2(self.conv2(h)))
-
-
 class ResidualStage(nn.Module):
-    """``blocks_per_level`` `ConvBlock`s with residual connections.
+    """``blocks_per_level`` post-norm `ConditionedConvBlock`s with residual connections.
 
     The first block's shortcut is a 1x1 convolution of ``residual_input`` (the
     features before the skip or the disentangled input was concatenated), the later
@@ -87,19 +38,25 @@ class ResidualStage(nn.Module):
 
     def __init__(
         self,
-        spatial_dims: int,
         in_channels: int,
         residual_channels: int,
         out_channels: int,
         blocks_per_level: int,
-        make_block: Callable[[int, int], ConvBlock],
+        options: BlockOptions,
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            make_block(in_channels if i == 0 else out_channels, out_channels)
+            ConditionedConvBlock(
+                in_channels if i == 0 else out_channels,
+                out_channels,
+                options,
+                pre_norm=False,
+            )
             for i in range(blocks_per_level)
         )
-        self.shortcut = conv(spatial_dims, residual_channels, out_channels, 1, "zeros")
+        self.shortcut = conv(
+            options.spatial_dims, residual_channels, out_channels, 1, "zeros"
+        )
 
     def forward(
         self, h: Tensor, residual_input: Tensor, emb: Tensor | None
@@ -111,7 +68,7 @@ class ResidualStage(nn.Module):
         return h
 
 
-class SineNet(nn.Module):
+class SineNet(UShapedBackbone):
     """SineNet: ``(B, C_in, *S) -> (B, C_out, *S)`` through K sequential waves.
 
     Steps: (1) lift with a 3-wide convolution to ``hidden_channels``; (2) K waves,
@@ -142,29 +99,21 @@ class SineNet(nn.Module):
     Args:
         in_channels: input channels (history frames x field channels).
         out_channels: output channels (future frames x field channels).
-        spatial_dims: 1 or 2.
         hidden_channels: width of the finest level.
         num_waves: K >= 1.
         mult: width growth per level (> 1 in practice).
         num_levels: levels per wave (each pools by 2).
         blocks_per_level: conv blocks per level and direction (the paper: 1).
         disentangle: feed the pooled wave input to every down level after the first.
-        norm: use GroupNorm (``False``: identity).
         norm_groups: GroupNorm groups (the paper: 1); must divide every width.
-        padding_mode: ``"circular"`` (periodic data) or ``"zeros"``.
-        downsample_phase: ``"adaptive"`` (polyphase choice, commutes with every
-            periodic shift) or ``"fixed"`` (the reference's phase, continuous in the
-            input); only matters with circular padding.
-        cond_dim: number of conditioning scalars per sample (0: unconditioned).
-        cond_mode: ``"add"`` or ``"scale_shift"``.
-        spatial_size: the data's grid, if known (e.g. ``[64, 64]``): checked at
-            construction, so a grid the down/up path cannot handle fails before any
-            training. Inputs are checked at every call either way.
+        spatial_dims, norm, padding_mode, downsample_phase, cond_dim, cond_mode,
+            spatial_size: the arguments every U-shaped backbone takes, described in
+            `UShapedBackbone`; the grid is halved ``num_levels`` times, and the fixed
+            phase is the reference code's pooling.
 
     Raises:
-        ValueError: for a bad argument, including a ``spatial_size`` that cannot be
-            halved ``num_levels`` times (at construction), or such an input (at the
-            call).
+        ValueError: for a bad argument (at construction), or an input whose grid or
+            ``cond`` does not fit (at the call).
 
     References:
         Zhang, Xu, Helwig, Li, Ji, "SineNet: Learning temporal dynamics in
@@ -192,10 +141,6 @@ class SineNet(nn.Module):
         cond_mode: str = "add",
         spatial_size: Sequence[int] | None = None,
     ) -> None:
-        super().__init__()
-        check_common("SineNet", spatial_dims, padding_mode, hidden_channels)
-        check_downsample_phase("SineNet", downsample_phase)
-        check_cond_mode(cond_mode)
         for name, value in [
             ("num_waves", num_waves),
             ("num_levels", num_levels),
@@ -205,43 +150,32 @@ class SineNet(nn.Module):
                 raise ValueError(f"SineNet: {name} must be >= 1, got {value}.")
         if mult <= 0:
             raise ValueError(f"SineNet: mult must be > 0, got {mult}.")
-        if cond_dim < 0:
-            raise ValueError(f"SineNet: cond_dim must be >= 0, got {cond_dim}.")
-        check_spatial_size_arg("SineNet", spatial_size, spatial_dims, num_levels)
         widths = [int(hidden_channels * mult**level) for level in range(num_levels + 1)]
         if min(widths) < 1:
             raise ValueError(
                 f"SineNet: hidden_channels={hidden_channels} and mult={mult} give a "
                 f"level without channels (widths {widths}); raise either."
             )
-        if norm:
-            check_norm_groups("SineNet", norm_groups, widths)
-        self.spatial_dims = spatial_dims
-        self.cond_dim = cond_dim
+        super().__init__(
+            spatial_dims=spatial_dims,
+            padding_mode=padding_mode,
+            downsample_phase=downsample_phase,
+            num_downsamplings=num_levels,
+            spatial_size=spatial_size,
+            norm=norm,
+            norm_groups=norm_groups,
+            norm_widths=widths,
+            hidden_channels=hidden_channels,
+            cond_dim=cond_dim,
+            cond_mode=cond_mode,
+        )
         self.num_levels = num_levels
         self.disentangle = disentangle
-        self.periodic = padding_mode == "circular"
-        self.adaptive_phase = self.periodic and downsample_phase == "adaptive"
-        self.cond_embedding, embed_dim = backbone_embedding(cond_dim, hidden_channels)
-
-        def make_block(cin: int, cout: int) -> ConvBlock:
-            return ConvBlock(
-                spatial_dims,
-                cin,
-                cout,
-                padding_mode=padding_mode,
-                norm=norm,
-                norm_groups=norm_groups,
-                embed_dim=embed_dim,
-                cond_mode=cond_mode,
-            )
 
         def stage(cin: int, cres: int, cout: int) -> ResidualStage:
-            return ResidualStage(
-                spatial_dims, cin, cres, cout, blocks_per_level, make_block
-            )
+            return ResidualStage(cin, cres, cout, blocks_per_level, self.options)
 
-        self.lift = conv(spatial_dims, in_channels, hidden_channels, 3, padding_mode)
+        self.lift = self.options.conv(in_channels, hidden_channels)
         self.pool = avg_pool_down(spatial_dims)
         self.upsample = CubicUp(spatial_dims, self.periodic)
         # down[k][l]: level l of wave k, from width l to l + 1, on the grid pooled
@@ -265,9 +199,7 @@ class SineNet(nn.Module):
             )
             for _ in range(num_waves)
         )
-        self.project = conv(
-            spatial_dims, hidden_channels, out_channels, 3, padding_mode
-        )
+        self.project = self.options.conv(hidden_channels, out_channels)
 
     def wave(
         self,
@@ -295,9 +227,7 @@ class SineNet(nn.Module):
     def forward(
         self, x: Float[Tensor, "B Ci *S"], cond: Float[Tensor, "B P"] | None = None
     ) -> Float[Tensor, "B Co *S"]:
-        check_spatial_size("SineNet", tuple(x.shape[2:]), self.num_levels)
-        check_cond(cond, self.cond_dim, x.shape[0], "SineNet")
-        emb = None if self.cond_embedding is None else self.cond_embedding(cond)
+        emb = self.embed(x, cond)
         x = self.lift(x)
         for down, up in zip(self.down, self.up, strict=True):
             x = x + self.wave(x, down, up, emb)

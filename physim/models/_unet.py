@@ -11,24 +11,16 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from ._blocks import (
+    BlockOptions,
+    ConditionedConvBlock,
     TransposedConvUp,
-    check_common,
-    check_downsample_phase,
+    UShapedBackbone,
     check_norm_groups,
-    check_spatial_size,
-    check_spatial_size_arg,
-    conv,
     group_norm,
     phase_of,
     roll_phase,
     strided_conv_down,
     zero_parameters,
-)
-from ._conditioning import (
-    ConditionedNorm,
-    backbone_embedding,
-    check_cond,
-    check_cond_mode,
 )
 
 __all__ = ["WEIGHT_INITS", "UNet"]
@@ -39,44 +31,30 @@ __all__ = ["WEIGHT_INITS", "UNet"]
 WEIGHT_INITS = ("default", "pdearena")
 
 
-class ResidualBlock(nn.Module):
+class ResidualBlock(ConditionedConvBlock):
     """Wide residual block, pre-norm: ``x + conv(act(norm2(conv(act(norm1(x))))))``.
 
-    ``norm2`` is modulated by the conditioning embedding when there is one
-    (`ConditionedNorm`). The shortcut is a 1x1 convolution when
-    the channel count changes. ``pdearena_init`` zeroes ``conv2`` (the block starts
-    as its shortcut) and leaves the conditioning projection at torch's
-    initialisation, as PDEArena (pdearena/modules/conditioned/oned_unet.py:66, 81).
+    The pre-norm `ConditionedConvBlock` (``pdearena_init``: PDEArena's initialisation,
+    see there) plus a shortcut, a 1x1 convolution when the channel count changes.
     """
 
     def __init__(
         self,
-        spatial_dims: int,
         in_channels: int,
         out_channels: int,
+        options: BlockOptions,
         *,
-        padding_mode: str,
-        norm: bool,
-        norm_groups: int,
-        embed_dim: int,
-        cond_mode: str,
         pdearena_init: bool = False,
     ) -> None:
-        super().__init__()
-        self.norm1 = group_norm(norm_groups, in_channels, norm)
-        self.conv1 = conv(spatial_dims, in_channels, out_channels, 3, padding_mode)
-        self.norm2 = ConditionedNorm(
-            group_norm(norm_groups, out_channels, norm),
-            embed_dim,
+        super().__init__(
+            in_channels,
             out_channels,
-            cond_mode,
-            zero_init=not pdearena_init,
+            options,
+            pre_norm=True,
+            pdearena_init=pdearena_init,
         )
-        self.conv2 = conv(spatial_dims, out_channels, out_channels, 3, padding_mode)
-        if pdearena_init:
-            zero_parameters(self.conv2)
         self.shortcut = (
-            conv(spatial_dims, in_channels, out_channels, 1, padding_mode)
+            options.conv(in_channels, out_channels, 1)
             if in_channels != out_channels
             else nn.Identity()
         )
@@ -84,8 +62,7 @@ class ResidualBlock(nn.Module):
     def forward(
         self, x: Float[Tensor, "B Ci *S"], emb: Float[Tensor, "B E"] | None
     ) -> Float[Tensor, "B Co *S"]:
-        h = self.norm2(self.conv1(F.gelu(self.norm1(x))), emb)
-        return self.conv2(F.gelu(h)) + self.shortcut(x)
+        return super().forward(x, emb) + self.shortcut(x)
 
 
 class SelfAttention(nn.Module):
@@ -108,7 +85,7 @@ class SelfAttention(nn.Module):
         return x + h.transpose(1, 2).reshape(x.shape)
 
 
-class UNet(nn.Module):
+class UNet(UShapedBackbone):
     """Modern U-Net (PDEArena "Unetmod"): ``(B, C_in, *S) -> (B, C_out, *S)``.
 
     Steps: (1) lift with a 3-wide convolution to ``hidden_channels``; (2) down path:
@@ -150,32 +127,24 @@ class UNet(nn.Module):
     Args:
         in_channels: input channels (history frames x field channels).
         out_channels: output channels (future frames x field channels).
-        spatial_dims: 1 or 2.
         hidden_channels: width after the lift.
         channel_multipliers: per level, the factor from the previous level's width
             (cumulative: ``(1, 2, 2, 4)`` gives widths 64, 128, 256, 1024).
         num_blocks: residual blocks per level on the down path.
         mid_attention: self-attention in the middle block.
-        norm: use GroupNorm (``False``: identity).
         norm_groups: GroupNorm groups; must divide every width. PDEArena uses 1, and
             8 in the output norm.
         out_norm_groups: groups of the output GroupNorm (``None``: ``norm_groups``;
             PDEArena: 8); must divide ``hidden_channels``.
-        padding_mode: ``"circular"`` (periodic data) or ``"zeros"``.
-        downsample_phase: ``"adaptive"`` (polyphase choice, commutes with every
-            periodic shift) or ``"fixed"`` (PDEArena's even phase, continuous in the
-            input); only matters with circular padding.
         weight_init: ``"default"`` or ``"pdearena"`` (`WEIGHT_INITS`).
-        cond_dim: number of conditioning scalars per sample (0: unconditioned).
-        cond_mode: ``"add"`` or ``"scale_shift"``.
-        spatial_size: the data's grid, if known (e.g. ``[64, 64]``): checked at
-            construction, so a grid the down/up path cannot handle fails before any
-            training. Inputs are checked at every call either way.
+        spatial_dims, norm, padding_mode, downsample_phase, cond_dim, cond_mode,
+            spatial_size: the arguments every U-shaped backbone takes, described in
+            `UShapedBackbone`; the grid is halved ``len(channel_multipliers) - 1``
+            times.
 
     Raises:
-        ValueError: for a bad argument, including a ``spatial_size`` that cannot be
-            halved ``len(channel_multipliers) - 1`` times (at construction), or such
-            an input (at the call).
+        ValueError: for a bad argument (at construction), or an input whose grid or
+            ``cond`` does not fit (at the call).
     """
 
     def __init__(
@@ -198,10 +167,6 @@ class UNet(nn.Module):
         cond_mode: str = "add",
         spatial_size: Sequence[int] | None = None,
     ) -> None:
-        super().__init__()
-        check_common("UNet", spatial_dims, padding_mode, hidden_channels)
-        check_downsample_phase("UNet", downsample_phase)
-        check_cond_mode(cond_mode)
         if weight_init not in WEIGHT_INITS:
             raise ValueError(
                 f"UNet: weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}."
@@ -214,41 +179,34 @@ class UNet(nn.Module):
             )
         if num_blocks < 1:
             raise ValueError(f"UNet: num_blocks must be >= 1, got {num_blocks}.")
-        if cond_dim < 0:
-            raise ValueError(f"UNet: cond_dim must be >= 0, got {cond_dim}.")
-        check_spatial_size_arg("UNet", spatial_size, spatial_dims, len(multipliers) - 1)
         # Every normalised channel count is a level width or a sum of two.
         widths = [
             hidden_channels * math.prod(multipliers[: i + 1])
             for i in range(len(multipliers))
         ]
+        super().__init__(
+            spatial_dims=spatial_dims,
+            padding_mode=padding_mode,
+            downsample_phase=downsample_phase,
+            num_downsamplings=len(multipliers) - 1,
+            spatial_size=spatial_size,
+            norm=norm,
+            norm_groups=norm_groups,
+            norm_widths=[hidden_channels, *widths],
+            hidden_channels=hidden_channels,
+            cond_dim=cond_dim,
+            cond_mode=cond_mode,
+        )
         if out_norm_groups is None:
             out_norm_groups = norm_groups
         if norm:
-            check_norm_groups("UNet", norm_groups, [hidden_channels, *widths])
             check_norm_groups("UNet", out_norm_groups, [hidden_channels], "out_")
-        self.spatial_dims = spatial_dims
-        self.cond_dim = cond_dim
-        self.periodic = padding_mode == "circular"
-        self.adaptive_phase = self.periodic and downsample_phase == "adaptive"
         pdearena_init = weight_init == "pdearena"
-        self.num_downsamplings = len(multipliers) - 1
-        self.cond_embedding, embed_dim = backbone_embedding(cond_dim, hidden_channels)
 
         def block(cin: int, cout: int) -> ResidualBlock:
-            return ResidualBlock(
-                spatial_dims,
-                cin,
-                cout,
-                padding_mode=padding_mode,
-                norm=norm,
-                norm_groups=norm_groups,
-                embed_dim=embed_dim,
-                cond_mode=cond_mode,
-                pdearena_init=pdearena_init,
-            )
+            return ResidualBlock(cin, cout, self.options, pdearena_init=pdearena_init)
 
-        self.lift = conv(spatial_dims, in_channels, hidden_channels, 3, padding_mode)
+        self.lift = self.options.conv(in_channels, hidden_channels)
         width, skips = hidden_channels, [hidden_channels]
         self.down_blocks = nn.ModuleList()
         self.downsamplers = nn.ModuleList()
@@ -285,16 +243,14 @@ class UNet(nn.Module):
                     TransposedConvUp(spatial_dims, width, self.periodic)
                 )
         self.out_norm = group_norm(out_norm_groups, width, norm)
-        self.project = conv(spatial_dims, width, out_channels, 3, padding_mode)
+        self.project = self.options.conv(width, out_channels)
         if pdearena_init:
             zero_parameters(self.project)
 
     def forward(
         self, x: Float[Tensor, "B Ci *S"], cond: Float[Tensor, "B P"] | None = None
     ) -> Float[Tensor, "B Co *S"]:
-        check_spatial_size("UNet", tuple(x.shape[2:]), self.num_downsamplings)
-        check_cond(cond, self.cond_dim, x.shape[0], "UNet")
-        emb = None if self.cond_embedding is None else self.cond_embedding(cond)
+        emb = self.embed(x, cond)
         x = self.lift(x)
         skips, phases = [x], []
         for level, blocks in enumerate(self.down_blocks):

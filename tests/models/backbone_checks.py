@@ -17,6 +17,17 @@ from physim.cli.evaluate import load_task
 from physim.models._blocks import phase_of, polyphase_choice
 from tests.cli.conftest import compose_train
 
+# (spatial_dims, grid, shift): odd and even shifts, along one axis and both.
+SHIFT_CASES = [
+    (1, (48,), (1,)),
+    (1, (48,), (7,)),
+    (2, (16, 24), (1, 0)),
+    (2, (16, 24), (3, 5)),
+    (2, (16, 24), (8, 4)),
+]
+# (spatial_dims, cond_mode) for the conditioning checks.
+CONDITIONING_CASES = [(1, "add"), (2, "scale_shift"), (2, "add")]
+
 
 def shift_error(
     model: nn.Module, x: torch.Tensor, shift: tuple[int, ...]
@@ -27,6 +38,31 @@ def shift_error(
         y = model(x)
         y_shifted = model(x.roll(shift, dims))
     return (y_shifted - y.roll(shift, dims)).abs().max().item(), y.abs().max().item()
+
+
+def check_commutes_with_shift(
+    build: Callable[[], nn.Module], shape: tuple[int, ...], shift: tuple[int, ...]
+) -> None:
+    """A seeded ``build()`` (3 channels in) commutes with ``shift`` on a ``shape``
+    grid, to round-off, and its output is not trivially small."""
+    torch.manual_seed(0)
+    model = build().double()
+    x = torch.randn(2, 3, *shape, dtype=torch.float64)
+    error, size = shift_error(model, x, shift)
+    assert size > 0.1
+    assert error < 1e-12 * max(size, 1.0)
+
+
+def check_commutes_only_with_coarse_shifts(build: Callable[[], nn.Module]) -> None:
+    """A seeded 2-D ``build()`` with two down-samplings at the fixed phase commutes
+    with shifts by multiples of 4 but not with shifts by 1 or 2."""
+    torch.manual_seed(0)
+    model = build().double()
+    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
+    assert shift_error(model, x, (4, 8))[0] < 1e-12
+    for shift in [(1, 0), (2, 2)]:
+        error, size = shift_error(model, x, shift)
+        assert error > 1e-3 * size
 
 
 def bisect_phase_flip(
@@ -59,9 +95,11 @@ def bisect_phase_flip(
     return (1 - low) * x0 + low * x1, (1 - high) * x0 + high * x1
 
 
-def check_zero_init_conditioning(build: Callable[..., nn.Module], x: torch.Tensor):
+def check_zero_init_conditioning(build: Callable[..., nn.Module], spatial_dims: int):
     """A fresh conditioned net equals the same weights without conditioning, for any
-    ``cond``; once its conditioning projections are perturbed, ``cond`` matters."""
+    ``cond``; once its conditioning projections are perturbed, ``cond`` matters
+    (``build``: 3 channels in, an 8-point grid per axis)."""
+    x = torch.randn(2, 3, *([8] * spatial_dims), dtype=torch.float64)
     torch.manual_seed(0)
     conditioned = build(cond_dim=2).double()
     plain = build(cond_dim=0).double()

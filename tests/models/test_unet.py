@@ -7,13 +7,7 @@ import torch
 
 import physim.models._unet as unet_module
 from physim.models import UNet
-from tests.models.backbone_checks import (
-    bisect_phase_flip,
-    check_backward_and_state_dict,
-    check_experiment_checkpoint_round_trip,
-    check_zero_init_conditioning,
-    shift_error,
-)
+from tests.models import backbone_checks as checks
 
 SMALL = dict(hidden_channels=8, channel_multipliers=(1, 2, 2), num_blocks=1)
 
@@ -22,35 +16,18 @@ def small_unet(spatial_dims: int, **kwargs) -> UNet:
     return UNet(3, 2, spatial_dims=spatial_dims, **{**SMALL, **kwargs})
 
 
-@pytest.mark.parametrize(
-    "spatial_dims, shape, shift",
-    [
-        (1, (48,), (1,)),
-        (1, (48,), (7,)),
-        (2, (16, 24), (1, 0)),
-        (2, (16, 24), (3, 5)),
-        (2, (16, 24), (8, 4)),
-    ],
-)
+@pytest.mark.parametrize("spatial_dims, shape, shift", checks.SHIFT_CASES)
 def test_circular_unet_commutes_with_every_periodic_shift(spatial_dims, shape, shift):
-    torch.manual_seed(0)
-    model = small_unet(spatial_dims, mid_attention=True).double()
-    x = torch.randn(2, 3, *shape, dtype=torch.float64)
-    error, size = shift_error(model, x, shift)
-    assert size > 0.1
-    assert error < 1e-12 * max(size, 1.0)
+    build = partial(small_unet, spatial_dims, mid_attention=True)
+    checks.check_commutes_with_shift(build, shape, shift)
 
 
 def test_fixed_phase_commutes_only_with_multiples_of_the_coarsest_cell():
     # The control for the test above: the fixed even phase of the reference code
     # (two down-samplings here) commutes with shifts by 4 but not by 1 or 2.
-    torch.manual_seed(0)
-    model = small_unet(2, downsample_phase="fixed").double()
-    x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
-    assert shift_error(model, x, (4, 8))[0] < 1e-12
-    for shift in [(1, 0), (2, 2)]:
-        error, size = shift_error(model, x, shift)
-        assert error > 1e-3 * size
+    checks.check_commutes_only_with_coarse_shifts(
+        partial(small_unet, 2, downsample_phase="fixed")
+    )
 
 
 def test_fixed_phase_is_the_reference_strided_convolution():
@@ -80,7 +57,7 @@ def test_fixed_phase_is_continuous_and_adaptive_phase_jumps(monkeypatch):
     cond = torch.rand(1, 1, dtype=torch.float64)
     x0 = torch.randn(1, 3, 32, dtype=torch.float64)
     # The odd shift swaps the polyphase components: somewhere between, the choice flips.
-    a, b = bisect_phase_flip(
+    a, b = checks.bisect_phase_flip(
         monkeypatch, unet_module, adaptive, x0, x0.roll(1, -1), 1e-6, cond
     )
     delta = (b - a).abs().max().item()
@@ -128,15 +105,12 @@ def test_pdearena_init_outputs_exactly_zero(spatial_dims, cond_dim):
     assert model.project.weight.grad.abs().max() > 0
 
 
-@pytest.mark.parametrize(
-    "spatial_dims, cond_mode", [(1, "add"), (2, "scale_shift"), (2, "add")]
-)
+@pytest.mark.parametrize("spatial_dims, cond_mode", checks.CONDITIONING_CASES)
 def test_conditioning_is_zero_at_init_and_changes_the_output_once_trained(
     spatial_dims, cond_mode
 ):
     build = partial(small_unet, spatial_dims, cond_mode=cond_mode)
-    x = torch.randn(2, 3, *([8] * spatial_dims), dtype=torch.float64)
-    check_zero_init_conditioning(build, x)
+    checks.check_zero_init_conditioning(build, spatial_dims)
 
 
 @pytest.mark.parametrize("spatial_dims", [1, 2])
@@ -148,7 +122,7 @@ def test_every_parameter_gets_a_gradient_and_the_state_dict_loads(spatial_dims):
     out = model(x, torch.rand(2, 1))
     assert out.shape == (2, 2, *([8] * spatial_dims))
     # Zero-initialised projections get gradients too (their inputs are non-zero).
-    check_backward_and_state_dict(model, x, torch.rand(2, 1))
+    checks.check_backward_and_state_dict(model, x, torch.rand(2, 1))
 
 
 def test_pdearena_unetmod_64_has_its_144m_parameters():
@@ -195,4 +169,4 @@ def test_bad_spatial_size_and_missing_cond_fail_before_any_work():
 
 @pytest.mark.parametrize("experiment", ["ns2d_unet", "ks1d_unet"])
 def test_experiment_checkpoint_round_trip(experiment, tmp_path):
-    check_experiment_checkpoint_round_trip(experiment, tmp_path)
+    checks.check_experiment_checkpoint_round_trip(experiment, tmp_path)
