@@ -17,12 +17,12 @@ from physim.data import (
     track,
 )
 from physim.rollout import RolloutReport, metrics
-from physim.tasks import AutoregressiveSurrogate
+from physim.tasks import DataNames, EvaluableTask, check_evaluable
 
 
 @torch.inference_mode()
 def write_rollout_report(
-    task: AutoregressiveSurrogate,
+    task: EvaluableTask,
     datamodule: TrajectoryDataModule,
     out_dir: str | Path,
     *,
@@ -37,6 +37,10 @@ def write_rollout_report(
     predicted autoregressively and compared with the truth and with the persistence
     baseline (the last input frame repeated). Writes ``rollout.nc``, ``metrics.json``
     and PNG figures to ``out_dir``, prints the metrics table, and returns the summary.
+
+    Raises:
+        TypeError: ``task`` lacks a member of :class:`physim.tasks.EvaluableTask`
+            (the message names it).
     """
     datamodule.setup("test")
     return write_trajectory_report(
@@ -55,7 +59,7 @@ def write_rollout_report(
 
 @torch.inference_mode()
 def write_trajectory_report(
-    task: AutoregressiveSurrogate,
+    task: EvaluableTask,
     dataset: TrajectoryDataset,
     file: TrajectoryFile,
     out_dir: str | Path,
@@ -68,24 +72,29 @@ def write_trajectory_report(
     plot_times: int = 4,
 ) -> dict[str, float]:
     """:func:`write_rollout_report` on the trajectories of ``dataset`` (from ``file``,
-    every ``time_stride``-th frame), whatever made them (a data split, a solver run)."""
+    every ``time_stride``-th frame), whatever made them (a data split, a solver run).
+
+    Raises:
+        TypeError: ``task`` lacks a member of :class:`physim.tasks.EvaluableTask`
+            (the message names it).
+    """
+    check_evaluable(task, "The rollout report")
     task.eval()
-    if getattr(task.hparams, "conditioning", None):
-        task.set_parameter_names(parameter_names)
-    if task.hparams.get("conditioning_fields"):
-        task.set_field_names(file.constant_names, file.scalar_names)
+    task.set_data_names(
+        DataNames(
+            tuple(parameter_names), tuple(file.constant_names), tuple(file.scalar_names)
+        )
+    )
     loader = DataLoader(dataset, batch_size=batch_size)
-    t_in = task.hparams.time_history
+    t_in = task.time_history
     preds, targets, baselines, first_nonfinite = [], [], [], []
     for batch in track(loader, description=f"Rollout ({attrs.get('split', '')})"):
-        trajectory = batch["trajectory"].to(task.device)
-        params = batch.get("params")
-        # Constant fields and scalars, for a model conditioned on them.
-        given = getattr(task, "conditioning_batch", lambda batch: {})(batch)
-        fields = {k: v.to(task.device) for k, v in given.items()}
-        pred, nonfinite = task.rollout(
-            trajectory, None if params is None else params.to(task.device), **fields
-        )
+        batch = {
+            k: v.to(task.device) if isinstance(v, torch.Tensor) else v
+            for k, v in batch.items()
+        }
+        trajectory = batch["trajectory"]
+        pred, nonfinite = task.rollout_batch(batch)
         preds.append(pred.cpu())
         targets.append(trajectory[:, t_in:].cpu())
         baselines.append(
@@ -116,7 +125,7 @@ def write_trajectory_report(
         channel_names=file.channel_names,
         first_nonfinite=torch.cat(first_nonfinite),
         baseline=torch.cat(baselines),
-        correlation_threshold=task.hparams.correlation_threshold,
+        correlation_threshold=task.correlation_threshold,
         attrs={"dataset": str(file.path), **attrs, "time_history": t_in},
         sample_times=sample_times,
         sample_coords=sample_coords,

@@ -95,7 +95,7 @@ def evaluate_on_solver(
     )
     file = TrajectoryFile(path)
     stride = int(data.get("time_stride", 1))
-    t_in = task.hparams.time_history
+    t_in = task.time_history
     available = file.num_frames // stride - t_in
     steps = data.get("rollout_steps") or available
     if not 1 <= steps <= available:

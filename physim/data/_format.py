@@ -41,7 +41,6 @@ import os
 import re
 import socket
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +48,12 @@ import h5py
 import numpy as np
 
 from ._errors import DatasetError
+from ._metadata import Layout, TrajectoryMetadata
 from ._per_sample import (
     CONSTANT_DIM,
     CONSTANT_FIELDS,
     SCALAR_DIM,
     SCALARS,
-    PerTrajectoryAccess,
     SampleData,
     sample_coordinate,
 )
@@ -119,20 +118,6 @@ def temporary_path(path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- reading
-@dataclass(frozen=True)
-class _Metadata:
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    chunks: tuple[int, ...]
-    dims: tuple[str, ...]
-    times: np.ndarray
-    channel_names: tuple[str, ...]
-    coords: dict[str, np.ndarray]
-    attrs: dict[str, Any]
-    sample_parameters: dict[str, np.ndarray]
-    sample_data: SampleData
-
-
 def _open(path: Path) -> h5py.File:
     if not path.exists():
         raise DatasetError(
@@ -150,7 +135,7 @@ def _open(path: Path) -> h5py.File:
         ) from error
 
 
-def _metadata(handle: h5py.File, path: Path) -> _Metadata:
+def _metadata(handle: h5py.File, path: Path) -> Layout:
     """Read and check everything except the field values."""
     attrs = {key: _plain(value) for key, value in handle.attrs.items()}
     version = attrs.get("physim_format_version")
@@ -220,16 +205,16 @@ def _metadata(handle: h5py.File, path: Path) -> _Metadata:
                 f"{path}: per-trajectory parameter '{name}' holds NaN or Inf values. "
                 "Regenerate the file."
             )
-    return _Metadata(
+    return Layout(
         shape=tuple(fields.shape),
         dtype=fields.dtype,
         chunks=tuple(fields.chunks or fields.shape),
-        dims=dims,
+        spatial_dims=dims[3:],
         times=times,
         channel_names=channel_names,
         coords=coords,
         attrs=attrs,
-        sample_parameters=parameters,
+        parameters=parameters,
         sample_data=_sample_data(handle, path, fields.shape, dims),
     )
 
@@ -318,14 +303,15 @@ def validate_trajectory_file(
             )
 
 
-class TrajectoryFile(PerTrajectoryAccess):
+class TrajectoryFile(TrajectoryMetadata):
     """Lazy reader of one trajectory file.
 
-    The file is validated and its metadata read when the object is created; the HDF5
-    handle for the field values is opened on the first :meth:`read` and is not pickled,
-    so every DataLoader worker and DDP process opens its own (HDF5 handles must not be
-    shared across processes; a handle inherited through ``fork`` is detected by pid and
-    reopened).
+    The file is validated and its metadata read when the object is created (its
+    properties, :class:`physim.data._metadata.TrajectoryMetadata`, are those of the
+    external readers); the HDF5 handle for the field values is opened on the first
+    :meth:`read` and is not pickled, so every DataLoader worker and DDP process opens
+    its own (HDF5 handles must not be shared across processes; a handle inherited
+    through ``fork`` is detected by pid and reopened).
 
     Args:
         path: the ``<split>.h5`` file.
@@ -337,89 +323,10 @@ class TrajectoryFile(PerTrajectoryAccess):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         with _open(self.path) as handle:
-            self._meta = _metadata(handle, self.path)
+            self.layout = _metadata(handle, self.path)
         self._handle: h5py.File | None = None
         self._fields: h5py.Dataset | None = None
         self._pid: int | None = None
-
-    # ------------------------------------------------------------ metadata
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """``(N, T, C, *space)``."""
-        return self._meta.shape
-
-    @property
-    def num_trajectories(self) -> int:
-        return self._meta.shape[0]
-
-    @property
-    def num_frames(self) -> int:
-        return self._meta.shape[1]
-
-    @property
-    def num_channels(self) -> int:
-        return self._meta.shape[2]
-
-    @property
-    def spatial_shape(self) -> tuple[int, ...]:
-        return self._meta.shape[3:]
-
-    @property
-    def spatial_dims(self) -> tuple[str, ...]:
-        """Spatial dimension names, e.g. ``("x", "y")``."""
-        return self._meta.dims[3:]
-
-    @property
-    def channel_names(self) -> tuple[str, ...]:
-        return self._meta.channel_names
-
-    @property
-    def times(self) -> np.ndarray:
-        """Physical output times ``[T]`` (float64)."""
-        return self._meta.times.copy()
-
-    @property
-    def coords(self) -> dict[str, np.ndarray]:
-        """Cell positions per spatial dimension (float64)."""
-        return {name: values.copy() for name, values in self._meta.coords.items()}
-
-    @property
-    def parameter_names(self) -> tuple[str, ...]:
-        """Names of the per-trajectory parameters (empty if the file has none)."""
-        return tuple(self._meta.sample_parameters)
-
-    @property
-    def sample_data(self) -> SampleData:
-        """Per-trajectory coordinates and conditioning names (see
-        :class:`physim.data.PerTrajectoryAccess`)."""
-        return self._meta.sample_data
-
-    @property
-    def sample_parameters(self) -> dict[str, np.ndarray]:
-        """Per-trajectory parameters, ``{name: [N] float64}``."""
-        return {k: v.copy() for k, v in self._meta.sample_parameters.items()}
-
-    @property
-    def attrs(self) -> dict[str, Any]:
-        """File attributes as plain Python values."""
-        return dict(self._meta.attrs)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self._meta.dtype
-
-    @property
-    def chunks(self) -> tuple[int, ...]:
-        """The HDF5 chunk shape of ``fields``."""
-        return self._meta.chunks
-
-    @property
-    def nbytes(self) -> int:
-        """Size of all field values in memory."""
-        return math.prod(self._meta.shape) * self._meta.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.num_trajectories
 
     # ------------------------------------------------------------ data
     def _dataset(self) -> h5py.Dataset:
@@ -436,11 +343,7 @@ class TrajectoryFile(PerTrajectoryAccess):
             index: trajectory index in ``[0, num_trajectories)``.
             frames: which frames (any slice with a positive step).
         """
-        if not 0 <= index < self.num_trajectories:
-            raise IndexError(
-                f"{self.path}: trajectory {index} out of range "
-                f"[0, {self.num_trajectories})."
-            )
+        self.check_index(index)
         return self._dataset()[index, frames]
 
     def _read_constants(self, index: int) -> np.ndarray:
@@ -454,12 +357,6 @@ class TrajectoryFile(PerTrajectoryAccess):
         if self._handle is not None and self._pid == os.getpid():
             self._handle.close()
         self._handle = self._fields = self._pid = None
-
-    def __enter__(self) -> TrajectoryFile:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

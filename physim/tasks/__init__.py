@@ -1,5 +1,12 @@
 """LightningModules own the loss, metrics and optimiser wiring, never the backbone."""
 
+from ._evaluation import (
+    DataNames,
+    EvaluableTask,
+    RolloutEvaluation,
+    check_evaluable,
+    missing_evaluation_members,
+)
 from ._insr import INSR
 from ._insr_fluid import (
     InviscidFluidProblem,
@@ -23,6 +30,8 @@ from ._surrogate import AutoregressiveSurrogate
 from ._tsm import SkippedUpdatesError, TemporalStencilModel
 
 __all__ = [
+    "DataNames",
+    "EvaluableTask",
     "INSR",
     "INTEGRATORS",
     "AdvectionProblem",
@@ -43,8 +52,11 @@ __all__ = [
     "MSELoss",
     "PDERefiner",
     "RelativeL2Loss",
+    "RolloutEvaluation",
     "TemporalStencilModel",
+    "check_evaluable",
     "check_finite_loss",
     "metric_key",
+    "missing_evaluation_members",
     "refinement_schedule",
 ]

@@ -15,6 +15,7 @@ from torchmetrics import MeanMetric
 
 from physim.rollout import metrics
 
+from ._evaluation import RolloutEvaluation
 from ._insr_problems import FieldFn, INSRProblem, Stage
 from ._losses import check_finite_loss
 from ._surrogate import metric_key
@@ -38,7 +39,7 @@ def _positive(name: str, value: Any, integer: bool = False) -> None:
         raise ValueError(f"INSR: {name} must be {kind}, got {value!r}.")
 
 
-class INSR(pl.LightningModule):
+class INSR(RolloutEvaluation, pl.LightningModule):
     """Implicit neural spatial representation solver (manual optimisation).
 
     The state is held in the weights of small networks (``fields``, e.g. SIRENs).
@@ -465,7 +466,7 @@ class INSR(pl.LightningModule):
         if dataloader_idx != 1:  # loader 0 holds one-step windows: nothing to do
             return
         trajectory = batch["trajectory"]
-        pred, first_nonfinite = self.rollout(trajectory)
+        pred, first_nonfinite = self.rollout_batch(batch)
         finite = first_nonfinite < 0
         target = trajectory[:, 1 : pred.shape[1] + 1]
         rel_l2 = metrics.relative_l2(pred[finite], target[finite]).mean(dim=1)

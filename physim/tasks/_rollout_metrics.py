@@ -13,6 +13,7 @@ all-reduces, and whether a metric is logged is decided from every rank's update 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -211,19 +212,62 @@ def log_metrics(
 
 
 class EvaluationEpochHooks:
-    """Lightning hooks that reset a task's metrics when a validation or test epoch
-    starts and log them (:func:`log_metrics`) when it ends.
+    """Lightning hooks of a task's validation and test: each step scores its batch
+    (``_evaluate``, which a task may extend), each epoch starts with fresh metrics
+    and ends by logging them (:func:`log_metrics`).
 
     Mixed into a LightningModule that has ``rollout_metrics`` (a ``ModuleDict`` of
-    :class:`RolloutMetrics` by stage) and names its other metrics per stage in
-    :meth:`stage_metrics`.
+    :class:`RolloutMetrics` by stage), the rollout members of
+    :class:`physim.tasks.EvaluableTask` (``rollout_batch``, ``time_history``), names
+    its other metrics per stage in :meth:`stage_metrics` and scores loader 0's
+    windows in :meth:`evaluate_windows`; loader 1's trajectories are rolled out and
+    scored here (:meth:`update_rollout_metrics`).
     """
 
     rollout_metrics: nn.ModuleDict
+    time_history: int
+    rollout_batch: Callable[[dict[str, Any]], tuple[Tensor, Tensor]]
+    #: Per-step correlation ``(pred, target) -> [B, T]`` of the rollout scores
+    #: (``None``: :func:`physim.rollout.metrics.pearson_correlation`).
+    rollout_correlation: Callable[[Tensor, Tensor], Tensor] | None = None
 
     def stage_metrics(self, stage: str) -> dict[str, Metric]:
         """The metrics besides the rollout's logged for ``stage``, by name."""
         raise NotImplementedError
+
+    def evaluate_windows(self, batch: dict[str, Tensor], stage: str) -> None:
+        """Score a batch of loader 0 (one-step windows) into ``stage``'s metrics."""
+        raise NotImplementedError
+
+    def update_rollout_metrics(self, batch: dict[str, Tensor], stage: str) -> None:
+        """Roll out a trajectory batch from its first ``time_history`` frames and add
+        its scores (diverged trajectories counted) to ``stage``'s rollout metrics."""
+        trajectory = batch["trajectory"]
+        pred, first_nonfinite = self.rollout_batch(batch)
+        t_in = self.time_history
+        scores = metrics.score_rollout(
+            pred,
+            trajectory[:, t_in:],
+            trajectory[:, t_in - 1],
+            first_nonfinite,
+            correlation=self.rollout_correlation,
+        )
+        self.rollout_metrics[stage].update(scores)
+
+    def _evaluate(
+        self, batch: dict[str, Tensor], stage: str, dataloader_idx: int
+    ) -> None:
+        """Loader 0: :meth:`evaluate_windows`; loader 1: the rollout metrics."""
+        if dataloader_idx == 0:
+            self.evaluate_windows(batch, stage)
+        else:
+            self.update_rollout_metrics(batch, stage)
+
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "val", dataloader_idx)
+
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._evaluate(batch, "test", dataloader_idx)
 
     def _reset_epoch(self, stage: str) -> None:
         # Fresh states per epoch: also un-shares them from the parent process after

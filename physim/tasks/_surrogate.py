@@ -15,6 +15,7 @@ from torchmetrics import MeanMetric
 from physim.rollout import metrics, rollout
 from physim.solvers import spectral_resample
 
+from ._evaluation import DataNames, RolloutEvaluation
 from ._losses import check_finite_loss
 from ._optim import configure_optimization
 from ._rollout_metrics import (
@@ -27,7 +28,9 @@ STAGES = ("train", "val", "test")
 ONE_STEP_METRICS = ("loss", "rel_l2")
 
 
-class AutoregressiveSurrogate(EvaluationEpochHooks, pl.LightningModule):
+class AutoregressiveSurrogate(
+    EvaluationEpochHooks, RolloutEvaluation, pl.LightningModule
+):
     """A surrogate ``history [B, T_in, C, *S] -> next frames [B, T_out, C, *S]``.
 
     The backbone sees the ``T_in`` normalised history frames stacked as channels and
@@ -200,6 +203,15 @@ class AutoregressiveSurrogate(EvaluationEpochHooks, pl.LightningModule):
                 f"parameters are {list(names)}; condition on those or none."
             )
         self.cond_columns = [list(names).index(n) for n in self.hparams.conditioning]
+
+    def set_data_names(self, names: DataNames) -> None:
+        """Locate ``conditioning`` among the data's per-trajectory parameters and
+        ``conditioning_fields`` among its constant fields and scalars (each only when
+        the model has them; :class:`physim.tasks.EvaluableTask`)."""
+        if self.hparams.conditioning:
+            self.set_parameter_names(names.parameter_names)
+        if self.hparams.get("conditioning_fields"):
+            self.set_field_names(names.constant_names, names.scalar_names)
 
     def set_statistics(self, stats: dict[str, Any]) -> None:
         """Copy per-channel ``mean``, ``std`` and ``delta_std`` into the buffers.
@@ -404,12 +416,6 @@ class AutoregressiveSurrogate(EvaluationEpochHooks, pl.LightningModule):
         )
         return loss
 
-    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, "val", dataloader_idx)
-
-    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, "test", dataloader_idx)
-
     def rollout(
         self,
         trajectory: Tensor,
@@ -438,27 +444,21 @@ class AutoregressiveSurrogate(EvaluationEpochHooks, pl.LightningModule):
         result = rollout(step, trajectory[:, :t_in], trajectory.shape[1] - t_in)
         return result.pred, result.first_nonfinite
 
-    def _evaluate(
-        self, batch: dict[str, Tensor], stage: str, dataloader_idx: int
-    ) -> None:
-        if dataloader_idx == 0:
-            loss, pred, target = self.model_step(batch)
-            values = {"loss": loss, "rel_l2": metrics.relative_l2(pred, target).mean()}
-            size = pred.shape[0]
-        else:
-            trajectory = batch["trajectory"]
-            pred, first_nonfinite = self.rollout(
-                trajectory, batch.get("params"), **self.conditioning_batch(batch)
-            )
-            t_in = self.hparams.time_history
-            self.rollout_metrics[stage].update(
-                metrics.score_rollout(
-                    pred, trajectory[:, t_in:], trajectory[:, t_in - 1], first_nonfinite
-                )
-            )
-            return
+    def rollout_batch(self, batch: dict[str, Any]) -> tuple[Tensor, Tensor]:
+        """:meth:`rollout` of a trajectory batch, with its ``params`` and (for a model
+        with ``conditioning_fields``) ``constants``/``scalars``
+        (:class:`physim.tasks.EvaluableTask`)."""
+        return self.rollout(
+            batch["trajectory"], batch.get("params"), **self.conditioning_batch(batch)
+        )
+
+    def evaluate_windows(self, batch: dict[str, Tensor], stage: str) -> None:
+        """One-step loss and relative L2 of a window batch (validation and test
+        loader 0; loader 1's rollouts: :class:`EvaluationEpochHooks`)."""
+        loss, pred, target = self.model_step(batch)
+        values = {"loss": loss, "rel_l2": metrics.relative_l2(pred, target).mean()}
         for name, value in values.items():
-            self.metrics[f"{stage}_{name}"].update(value, weight=size)
+            self.metrics[f"{stage}_{name}"].update(value, weight=pred.shape[0])
 
     def stage_metrics(self, stage: str) -> dict[str, MeanMetric]:
         """The one-step (and task-specific) metrics logged for ``stage``, by name."""

@@ -24,6 +24,7 @@ from torchmetrics import MeanMetric
 from physim.rollout import metrics, rollout
 from physim.solvers import FiniteVolumeNS2D, check_time_step
 
+from ._evaluation import RolloutEvaluation
 from ._optim import configure_optimization
 from ._rollout_metrics import (
     EvaluationEpochHooks,
@@ -48,7 +49,7 @@ class _Carry:
     index: int
 
 
-class TemporalStencilModel(EvaluationEpochHooks, pl.LightningModule):
+class TemporalStencilModel(EvaluationEpochHooks, RolloutEvaluation, pl.LightningModule):
     """Learned stencils for a finite-volume solver, trained through unrolled steps.
 
     Per solver step ``v_{n+1} = solver.advance(v_n, dt, interpolation)``, where the
@@ -99,6 +100,9 @@ class TemporalStencilModel(EvaluationEpochHooks, pl.LightningModule):
     Raises:
         ValueError: unstable ``dt``, or ``time_history > 1`` without an encoder.
     """
+
+    # Rollouts are scored by the vorticity correlation of the staggered velocities.
+    rollout_correlation = staticmethod(metrics.vorticity_correlation)
 
     def __init__(
         self,
@@ -298,30 +302,10 @@ class TemporalStencilModel(EvaluationEpochHooks, pl.LightningModule):
                 "model.max_skipped_fraction."
             )
 
-    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, "val", dataloader_idx)
-
-    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._evaluate(batch, "test", dataloader_idx)
-
-    def _evaluate(
-        self, batch: dict[str, Tensor], stage: str, dataloader_idx: int
-    ) -> None:
-        if dataloader_idx == 0:
-            loss, pred = self.model_step(batch)
-            self.losses[stage].update(loss, weight=pred.shape[0])
-            return
-        trajectory = batch["trajectory"]
-        pred, first_nonfinite = self.rollout(trajectory)
-        t_in = self.hparams.time_history
-        scores = metrics.score_rollout(
-            pred,
-            trajectory[:, t_in:],
-            trajectory[:, t_in - 1],
-            first_nonfinite,
-            correlation=metrics.vorticity_correlation,
-        )
-        self.rollout_metrics[stage].update(scores)
+    def evaluate_windows(self, batch: dict[str, Tensor], stage: str) -> None:
+        """Unrolled loss of a window batch (validation and test loader 0)."""
+        loss, pred = self.model_step(batch)
+        self.losses[stage].update(loss, weight=pred.shape[0])
 
     def stage_metrics(self, stage: str) -> dict[str, MeanMetric]:
         return {"loss": self.losses[stage]}

@@ -1,5 +1,6 @@
-"""What every reader of a foreign file shares: the metadata record, the lazy
-per-process HDF5 handle, and the checks that turn a malformed file into one
+"""What every reader of a foreign file shares: the metadata record and its properties
+(:mod:`physim.data._metadata`, shared with physim's own file), the lazy per-process
+HDF5 handle, and the checks that turn a malformed file into one
 :class:`~physim.data.DatasetError`.
 
 A reader presents a file as physim trajectories ``[N, T, C, *space]`` with the same
@@ -14,11 +15,9 @@ predicted channels (``read_constants``, ``read_scalars``); see
 
 from __future__ import annotations
 
-import math
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,143 +26,22 @@ import numpy as np
 
 from .._errors import DatasetError
 from .._format import READ_CACHE_BYTES, _plain
-from .._per_sample import PerTrajectoryAccess, SampleData, collapse_rows
+from .._metadata import Layout, TrajectoryMetadata
+from .._per_sample import collapse_rows
 
 __all__ = ["ExternalFile", "Layout", "TrajectoryView"]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Everything about a set of trajectories except the field values.
+class TrajectoryView(TrajectoryMetadata, ABC):
+    """Read-only trajectories ``[N, T, C, *space]`` described by a :class:`Layout`
+    (the metadata properties are :class:`physim.data._metadata.TrajectoryMetadata`,
+    shared with :class:`physim.data.TrajectoryFile`).
 
-    Attributes:
-        shape: ``(N, T, C, *space)``.
-        dtype: the dtype :meth:`TrajectoryView.read` returns.
-        chunks: ``(1, frames per read block, C, *space)``: reading whole time blocks of
-            this length follows the file's own chunking.
-        spatial_dims: spatial dimension names, e.g. ``("x", "y")``.
-        times: physical output times ``[T]``.
-        channel_names: one name per channel.
-        coords: cell positions per spatial dimension.
-        attrs: file-level metadata as plain values.
-        parameters: per-trajectory PDE parameters, ``name -> [N]``.
-        sources: the HDF5 key each channel is read from (for error messages).
-        sample_data: per-trajectory coordinates (where they differ between
-            trajectories; ``times``/``coords`` then count frames/cells) and the names
-            of the constant fields and time-varying scalars.
+    Subclasses set ``path`` and ``layout`` and implement :meth:`read` and
+    :meth:`close`.
     """
 
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    chunks: tuple[int, ...]
-    spatial_dims: tuple[str, ...]
-    times: np.ndarray
-    channel_names: tuple[str, ...]
-    coords: dict[str, np.ndarray]
-    attrs: dict[str, Any] = field(default_factory=dict)
-    parameters: dict[str, np.ndarray] = field(default_factory=dict)
-    sources: tuple[str, ...] = ()
-    sample_data: SampleData = field(default_factory=SampleData)
-
-    def subset(self, indices: np.ndarray) -> Layout:
-        """The layout of trajectories ``indices`` only."""
-        return replace(
-            self,
-            shape=(len(indices), *self.shape[1:]),
-            parameters={k: v[indices] for k, v in self.parameters.items()},
-            sample_data=self.sample_data.subset(indices),
-        )
-
-
-class TrajectoryView(PerTrajectoryAccess, ABC):
-    """Read-only trajectories ``[N, T, C, *space]`` described by a :class:`Layout`.
-
-    Subclasses set ``path`` and ``layout`` and implement :meth:`read`.
-    """
-
-    path: Path
-    layout: Layout
     split: str | None = None
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """``(N, T, C, *space)``."""
-        return self.layout.shape
-
-    @property
-    def num_trajectories(self) -> int:
-        return self.layout.shape[0]
-
-    @property
-    def num_frames(self) -> int:
-        return self.layout.shape[1]
-
-    @property
-    def num_channels(self) -> int:
-        return self.layout.shape[2]
-
-    @property
-    def spatial_shape(self) -> tuple[int, ...]:
-        return self.layout.shape[3:]
-
-    @property
-    def spatial_dims(self) -> tuple[str, ...]:
-        return self.layout.spatial_dims
-
-    @property
-    def channel_names(self) -> tuple[str, ...]:
-        return self.layout.channel_names
-
-    @property
-    def times(self) -> np.ndarray:
-        """Physical output times ``[T]`` (float64)."""
-        return self.layout.times.copy()
-
-    @property
-    def coords(self) -> dict[str, np.ndarray]:
-        """Cell positions per spatial dimension (float64)."""
-        return {name: values.copy() for name, values in self.layout.coords.items()}
-
-    @property
-    def attrs(self) -> dict[str, Any]:
-        return dict(self.layout.attrs)
-
-    @property
-    def parameter_names(self) -> tuple[str, ...]:
-        """Names of the per-trajectory parameters (empty if there are none)."""
-        return tuple(self.layout.parameters)
-
-    @property
-    def sample_parameters(self) -> dict[str, np.ndarray]:
-        """PDE parameters per trajectory, ``name -> [N]``."""
-        return {name: v.copy() for name, v in self.layout.parameters.items()}
-
-    @property
-    def sample_data(self) -> SampleData:
-        return self.layout.sample_data
-
-    @property
-    def dtype(self) -> np.dtype:
-        return self.layout.dtype
-
-    @property
-    def chunks(self) -> tuple[int, ...]:
-        """``(1, frames per read block, C, *space)``."""
-        return self.layout.chunks
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.layout.shape) * self.layout.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.num_trajectories
-
-    def check_index(self, index: int) -> None:
-        if not 0 <= index < self.num_trajectories:
-            raise IndexError(
-                f"{self.path}: trajectory {index} out of range "
-                f"[0, {self.num_trajectories})."
-            )
 
     @abstractmethod
     def read(self, index: int, frames: slice = slice(None)) -> np.ndarray:
@@ -172,12 +50,6 @@ class TrajectoryView(PerTrajectoryAccess, ABC):
     @abstractmethod
     def close(self) -> None:
         """Release file handles (reopened on the next :meth:`read`)."""
-
-    def __enter__(self) -> TrajectoryView:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}('{self.path}', shape={self.shape})"
