@@ -11,14 +11,13 @@ import pytorch_lightning as pl
 import torch
 from rich.progress import track
 from torch import Tensor, nn
-from torchmetrics import MeanMetric
 
 from physim.rollout import metrics
 
 from ._evaluation import RolloutEvaluation
 from ._insr_problems import FieldFn, INSRProblem, Stage
 from ._losses import check_finite_loss
-from ._surrogate import metric_key
+from ._rollout_metrics import RolloutMetrics, log_metrics, metric_key
 
 __all__ = ["INSR"]
 
@@ -26,7 +25,6 @@ __all__ = ["INSR"]
 #: ``Trainer(fast_dev_run=True)`` (a smoke run).
 FAST_DEV_ITERATIONS = 2
 FAST_DEV_POINTS = 64
-_TEST_METRICS = ("rollout_rel_l2", "rollout_corr_time")
 
 
 def _positive(name: str, value: Any, integer: bool = False) -> None:
@@ -142,7 +140,9 @@ class INSR(RolloutEvaluation, pl.LightningModule):
         self.coords: list[Tensor] = []
         self.times: list[float] = []
         self.steps_per_frame = 1
-        self.test_metrics = nn.ModuleDict({n: MeanMetric() for n in _TEST_METRICS})
+        # Every trajectory counts, diverged ones included (RolloutMetrics); the
+        # output interval is set once the reference is configured.
+        self.rollout_metrics = RolloutMetrics(correlation_threshold)
 
     # ------------------------------------------------------------------ reference
     def configure_reference(
@@ -467,28 +467,19 @@ class INSR(RolloutEvaluation, pl.LightningModule):
             return
         trajectory = batch["trajectory"]
         pred, first_nonfinite = self.rollout_batch(batch)
-        finite = first_nonfinite < 0
         target = trajectory[:, 1 : pred.shape[1] + 1]
-        rel_l2 = metrics.relative_l2(pred[finite], target[finite]).mean(dim=1)
-        corr = metrics.pearson_correlation(pred[finite], target[finite])
-        corr_time = metrics.correlation_time(
-            corr, self.hparams.correlation_threshold, self._output_interval()
-        )
-        for name, value in [
-            ("rollout_rel_l2", rel_l2),
-            ("rollout_corr_time", corr_time),
-        ]:
-            if value.numel():
-                self.test_metrics[name].update(value)
+        scores = metrics.score_rollout(pred, target, trajectory[:, 0], first_nonfinite)
+        self.rollout_metrics.update(scores)
 
     def _output_interval(self) -> float:
         return self.steps_per_frame * self.hparams.dt
 
+    def on_test_epoch_start(self) -> None:
+        self.rollout_metrics.reset()
+        self.rollout_metrics.output_interval = self._output_interval()
+
     def on_test_epoch_end(self) -> None:
-        for name, metric in self.test_metrics.items():
-            if metric.update_count:
-                self.log(metric_key("test", name), metric.compute(), prog_bar=True)
-            metric.reset()
+        log_metrics(self, "test", {}, self.rollout_metrics)
         # Memory next to the error: INSR's claim is accuracy per stored value.
         self.log(metric_key("test", "num_parameters"), float(self.num_parameters))
 

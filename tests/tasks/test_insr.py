@@ -180,3 +180,20 @@ def test_output_interval_must_be_a_multiple_of_dt():
     truth, x = exact_frames([0.0, 0.07])
     with pytest.raises(ValueError, match="not a multiple of dt=0.05"):
         make_task().configure_reference(truth[0], [x], [0.0, 0.07])
+
+
+def test_a_diverged_rollout_counts_in_the_test_metrics(monkeypatch):
+    # Two trajectories; the first turns non-finite at step 2. It must count (with the
+    # persistence error or 1 from there) instead of leaving the average.
+    task = make_task()
+    truth = torch.linspace(0.0, 1.0, 2 * 4 * 16).reshape(2, 4, 1, 16) + 1.0
+    pred = truth[:, 1:].clone()
+    pred[0, 1:] = float("nan")
+    first_nonfinite = torch.tensor([1, -1])
+    monkeypatch.setattr(task, "rollout_batch", lambda batch: (pred, first_nonfinite))
+    task.on_test_epoch_start()
+    task.test_step({"trajectory": truth}, 0, dataloader_idx=1)
+    values = task.rollout_metrics.compute()
+    assert values["rollout_nonfinite"] == 1
+    assert values["rollout_rel_l2_finite"] == 0  # the surviving rollout is exact
+    assert values["rollout_rel_l2"] > 0.1  # the diverged one counts
