@@ -47,9 +47,9 @@ class IMEXCrankNicolsonHeun(SemiLinearScheme):
     keep Courant numbers around 0.5. Crank-Nicolson is A-stable but not L-stable: very
     stiff modes (``dt |L| >> 1``) flip sign each step instead of decaying.
 
-    With ``N = f + W B`` (:class:`SemiLinear`) the forcing and the weight are folded
-    into the per-``dt`` factors, so a step is two evaluations of ``B`` and five
-    element-wise kernels.
+    With ``N = f + W B(P y)`` (:class:`SemiLinear`) the forcing and the weight are
+    folded into the per-``dt`` factors, so a step is two evaluations of ``B`` and five
+    element-wise kernels (and the mask ``P`` of ``B``'s input, if the term has one).
 
     Args:
         term: the term to advance.
@@ -89,18 +89,18 @@ class IMEXCrankNicolsonHeun(SemiLinearScheme):
 
     def step(self, y: State, t: float, dt: float) -> StepResult:
         """One step; ``StepResult(y_{n+1}, y_{n+1} - y*)``."""
-        # With N = f + W B and G = dt / (1 - dt/2 L):
+        # With N = f + W B (B of the masked state P y) and G = dt / (1 - dt/2 L):
         #   y*      = amp y_n + G f + G W B(y_n)
         #   y_{n+1} = y* + G W (B(y*) - B(y_n)) / 2
         # so f, W and G live in per-dt factors and each line is one kernel.
         factors = self.coefficients(dt)
-        b0 = self.term.nonlinear(y, t)
+        b0 = self.term.nonlinear(self.term.project(y), t)
         if factors.forcing is None:
             predictor = y * factors.amplification
         else:
             predictor = torch.addcmul(factors.forcing, factors.amplification, y)
         predictor.addcmul_(factors.minus_gain, b0, value=-1.0)
-        b1 = self.term.nonlinear(predictor, t + dt)
+        b1 = self.term.nonlinear(self.term.project(predictor), t + dt)
         # Out of place: a term may return a tensor it keeps (a constant forcing).
         error = torch.sub(b0, b1).mul_(factors.half_minus_gain)
         return StepResult(y=predictor.add_(error), error=error)

@@ -7,12 +7,15 @@ A pseudo-spectral PDE gives its Fourier symbol as ``L`` (the stiff, implicit par
 and the rest as ``N`` (the explicit part); a scheme may integrate ``L`` exactly
 (ETDRK4), implicitly (Crank-Nicolson) or explicitly (RK4, forward Euler).
 
-The nonlinear part may be given as ``N(y, t) = f + W * B(y, t)``: a constant forcing
-``f`` and a diagonal output weight ``W`` (a de-aliasing mask, a sign) around the core
-``B``. Schemes that can fold ``f`` and ``W`` into their per-``dt`` coefficients do so
-(the IMEX scheme does, saving two element-wise passes per evaluation); the others call
-:meth:`SemiLinear.nonlinear_part`. Why not one callable ``N``: the fold is what makes
-the Navier-Stokes step a handful of kernels, and it needs ``f`` and ``W`` apart.
+The nonlinear part may be given as ``N(y, t) = f + W * B(P y, t)``: a constant forcing
+``f``, a diagonal output weight ``W`` (a de-aliasing mask, a sign) and a 0/1 input mask
+``P`` (the de-aliasing truncation of the state) around the core ``B``. Schemes that can
+fold ``f``, ``W`` or ``P`` into their per-``dt`` coefficients do so (the IMEX scheme
+folds ``f`` and ``W``, saving two element-wise passes per evaluation; ETDRK4 folds
+``P`` into the coefficients of its stages, which only ``N`` reads); the others call
+:meth:`SemiLinear.nonlinear_part`. Why not one callable ``N``: the folds are what make
+the Navier-Stokes and KS steps a handful of kernels, and they need ``f``, ``W`` and
+``P`` apart.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def cast_to_state(coefficient: Tensor, dtype: torch.dtype) -> Tensor:
 
 @dataclass(frozen=True, eq=False)
 class SemiLinear:
-    """``dy/dt = L y + N(y, t)``, ``N(y, t) = f + W * B(y, t)``, ``L`` diagonal.
+    """``dy/dt = L y + N(y, t)``, ``N(y, t) = f + W * B(P y, t)``, ``L`` diagonal.
 
     Example (the KdV right-hand side in Fourier space, without de-aliasing)::
 
@@ -73,7 +76,7 @@ class SemiLinear:
         )
 
     Good values: ``dtype`` the state's own (a Fourier state's complex dtype); ``L``
-    and ``W``, ``f`` in float64/complex128 (schemes cast once per ``dt``).
+    and ``W``, ``f``, ``P`` in float64/complex128 (schemes cast once per ``dt``).
 
     Attributes:
         linear: the symbol of ``L``, float64 or complex128, broadcastable against the
@@ -86,6 +89,10 @@ class SemiLinear:
             ``None`` (``W = 1``).
         forcing: ``f``, a constant (float64 or complex128) broadcastable against the
             state, or ``None``.
+        mask: ``P``, a real 0/1 diagonal (float64 or bool) broadcastable against the
+            state, applied to the state before ``B`` (the 2/3 rule of a
+            pseudo-spectral PDE: ``B`` then sees only the kept modes), or ``None``
+            (``P = 1``).
     """
 
     linear: Shaped[Tensor, "*K"]
@@ -93,6 +100,7 @@ class SemiLinear:
     dtype: torch.dtype = torch.float64
     weight: Shaped[Tensor, "*K"] | None = None
     forcing: Shaped[Tensor, "*K"] | None = None
+    mask: Shaped[Tensor, "*K"] | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in STATE_DTYPES:
@@ -105,6 +113,11 @@ class SemiLinear:
                 "SemiLinear: weight must be real (a mask or a sign); put complex "
                 "factors into the nonlinear function or the linear symbol."
             )
+        if self.mask is not None and self.mask.is_complex():
+            raise ValueError(
+                "SemiLinear: mask must be real (0 or 1 per mode), got "
+                f"{self.mask.dtype}."
+            )
 
     @cached_property
     def _cast(self) -> tuple[Tensor, Tensor | None, Tensor | None]:
@@ -115,10 +128,24 @@ class SemiLinear:
         )
         return cast_to_state(self.linear, self.dtype), weight, forcing
 
-    def nonlinear_part(self, y: State, t: float) -> State:
-        """``N(y, t) = f + W * B(y, t)`` (``B`` alone without ``f`` and ``W``)."""
+    @cached_property
+    def mask_cast(self) -> Tensor | None:
+        """``P`` in the state's dtype (complex for a Fourier state), or ``None``."""
+        return None if self.mask is None else self.mask.to(self.dtype)
+
+    def project(self, y: State) -> State:
+        """``P y`` (``y`` itself without a mask)."""
+        return y if self.mask is None else y * self.mask_cast
+
+    def nonlinear_part(self, y: State, t: float, *, projected: bool = False) -> State:
+        """``N(y, t) = f + W * B(P y, t)`` (``B`` alone without ``f``, ``W``, ``P``).
+
+        Args:
+            projected: ``y`` is masked already (its modes outside ``P`` are zero, up
+                to the sign of the zeros): ``P`` is not applied again.
+        """
         _, weight, forcing = self._cast
-        n = self.nonlinear(y, t)
+        n = self.nonlinear(y if projected else self.project(y), t)
         if weight is not None:
             n = weight * n
         if forcing is not None:
@@ -126,8 +153,8 @@ class SemiLinear:
         return n
 
     def vector_field(self, y: State, t: float) -> State:
-        """The whole right-hand side ``(L y + W B(y, t)) + f``."""
+        """The whole right-hand side ``(L y + W B(P y, t)) + f``."""
         linear, weight, forcing = self._cast
-        n = self.nonlinear(y, t)
+        n = self.nonlinear(self.project(y), t)
         rhs = linear * y + (n if weight is None else weight * n)
         return rhs if forcing is None else rhs + forcing
