@@ -9,7 +9,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from pytorch_lightning.callbacks import ProgressBar, RichProgressBar
 
-from physim.data._progress import Periodic, format_seconds, is_terminal, report_line
+from physim._progress import Periodic, format_seconds, is_terminal, report_line
 
 __all__ = ["LogProgress", "ModelCheckpoint", "progress_bar"]
 

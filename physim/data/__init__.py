@@ -9,11 +9,12 @@ time-varying scalars: :mod:`physim.data._per_sample`.
 
 from typing import TYPE_CHECKING, Any
 
+from physim._progress import Progress, bar_columns, track
+
 from ._errors import DatasetError
 from ._format import FORMAT_VERSION, TrajectoryFile, validate_trajectory_file
 from ._format_write import TrajectoryWriter, write_trajectories
 from ._per_sample import PerTrajectoryAccess, SampleData
-from ._progress import Progress, bar_columns, track
 from ._stats import (
     STATISTICS_FILE,
     compute_statistics,

@@ -22,9 +22,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from physim._progress import track
+
 from ._errors import DatasetError
 from ._format import TrajectoryFile, temporary_path
-from ._progress import track
 
 __all__ = [
     "STATISTICS_FILE",

@@ -16,8 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import xarray as xr
-from rich.console import Console
-from rich.progress import Progress
+
+from physim._progress import Progress
 
 from ._actions import Menu
 from ._env import ThreeBodyEnv
@@ -166,12 +166,9 @@ def evaluate_methods(
             ("nonfinite", bool),
         )
     }
-    console = Console()
-    with Progress(disable=not (progress and console.is_terminal)) as bar:
+    with Progress(disable=not progress) as bar:
         task = bar.add_task("Evaluating", total=len(methods) * len(seeds))
         for i, method in enumerate(methods):
-            if progress and not console.is_terminal:
-                print(f"evaluating {method.name} ({i + 1}/{len(methods)})", flush=True)
             env = method.make_env(max_steps=n_steps)
             base = env.unwrapped
             act = method.policy or (lambda obs: 0)

@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 import torch
 from jaxtyping import Float, Int
-from rich.progress import Progress
 from torch import Tensor
+
+from physim._progress import Progress
 
 from .metrics import first_nonfinite_step
 

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
-from rich.progress import Progress
 from torch import Tensor
 
+from physim._progress import Progress
 from physim.timestepping import (
     ConstantStep,
     CorrectionNetwork,
@@ -235,7 +234,6 @@ def evaluate(
             f"points for {missing}."
         )
     rows: list[dict[str, Any]] = []
-    console = Console()
 
     def settings(method: Method, problem: Problem) -> Sequence[float]:
         chosen = points[method.name]
@@ -248,13 +246,9 @@ def evaluate(
         return chosen
 
     total = sum(len(settings(m, p)) for m in methods for p in problems)
-    with Progress(disable=not (progress and console.is_terminal)) as bar:
+    with Progress(disable=not progress) as bar:
         task = bar.add_task("runs", total=total)
         for method in methods:
-            if progress and not console.is_terminal:
-                print(
-                    f"evaluating {method.name} on {len(problems)} problems", flush=True
-                )
             for problem in problems:
                 for point in settings(method, problem):
                     result = run_method(method, problem, point, max_steps)

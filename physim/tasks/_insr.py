@@ -9,9 +9,9 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from rich.progress import track
 from torch import Tensor, nn
 
+from physim._progress import track
 from physim.rollout import metrics
 
 from ._evaluation import RolloutEvaluation

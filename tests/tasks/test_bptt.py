@@ -64,7 +64,10 @@ def test_bptt_gradient_matches_finite_differences(checkpointing):
             loss_of(
                 task,
                 history + sign * eps * directions[0],
-                [p + sign * eps * d for p, d in zip(params, directions[1:], strict=True)],
+                [
+                    p + sign * eps * d
+                    for p, d in zip(params, directions[1:], strict=True)
+                ],
             )
             for sign in (1, -1)
         ]

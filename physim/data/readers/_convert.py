@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.progress import Progress
+from physim._progress import Progress
 
 from .._errors import DatasetError
 from .._format_write import PLAIN_TYPES, TrajectoryWriter

@@ -41,7 +41,8 @@ from typing import Any
 import h5py
 import numpy as np
 import yaml
-from rich.progress import Progress
+
+from physim._progress import Progress
 
 from .._errors import DatasetError
 from .._format import chunk_shape, temporary_path

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from physim.data import Progress, bar_columns, write_trajectories
+from physim._progress import Progress, bar_columns
+from physim.data import write_trajectories
 from physim.timestepping import NonFiniteError, integrate
 
 from .._spectral import spectral_resample

@@ -172,7 +172,8 @@ def track(
     description: str,
     total: float | None = None,
     disable: bool = False,
+    transient: bool = False,
 ) -> Iterator[T]:
     """``rich.progress.track`` with plain periodic lines when not on a terminal."""
-    with Progress(*bar_columns(), disable=disable) as progress:
+    with Progress(*bar_columns(), disable=disable, transient=transient) as progress:
         yield from progress.track(sequence, total=total, description=description)

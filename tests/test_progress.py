@@ -8,8 +8,8 @@ import time
 import pytest
 from rich.console import Console
 
+from physim._progress import DEFAULT_INTERVAL, progress_interval
 from physim.data import Progress
-from physim.data._progress import DEFAULT_INTERVAL, progress_interval
 
 
 def test_plain_lines_keep_coming_while_a_step_is_slow(caplog):
