@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -33,6 +34,11 @@ OmegaConf.register_new_resolver(
 )
 # `${add:a,b}` -> e.g. PDE-Refiner's input channels (history plus noisy target).
 OmegaConf.register_new_resolver("add", lambda *xs: sum(xs), replace=True)
+# `${courant_step:N,u_max,C}` -> C (2 pi / N) / u_max: jax-cfd's `stable_time_step`
+# on an N-point grid of the 2 pi-periodic Kolmogorov domain (the coarse solver step).
+OmegaConf.register_new_resolver(
+    "courant_step", lambda n, u_max, c: c * (2 * math.pi / n) / u_max, replace=True
+)
 # `${cwd:}` -> the launch directory. Unlike `${hydra:runtime.cwd}` it resolves before
 # Hydra sets its per-job config, which multirun needs for `hydra.sweep.dir` (the jobs
 # keep the launch directory: hydra.job.chdir=false).

@@ -6,6 +6,7 @@ is written once and interpolated everywhere else: changing it in its one place
 changes every config that depends on it.
 """
 
+import math
 import shutil
 
 import h5py
@@ -210,3 +211,16 @@ def test_the_pde_recipe_of_docs_architecture_composes_and_generates(tmp_path):
         assert file.attrs["pde"] == "korteweg_de_vries_1d"
         assert file["fields"].shape[-1] == 64
     assert generator.is_complete(tmp_path / "data")
+
+
+def test_kolmogorov_frame_interval_is_the_coarse_courant_step(tmp_path):
+    # One stored frame per coarse step, jax-cfd's stable_time_step(7, 0.5) on the
+    # stored grid: written once, so the paper's 64^2 grid halves it.
+    for data, points in [("kolmogorov2d", 32), ("kolmogorov2d_paper", 64)]:
+        generator = compose_generate([f"data={data}"], tmp_path).data.generator
+        assert generator.store_points == points
+        assert generator.output_interval == 0.5 * (2 * math.pi / points) / 7
+    generator = compose_generate(
+        ["data=kolmogorov2d", "data.generator.store_points=16"], tmp_path
+    ).data.generator
+    assert generator.output_interval == 0.5 * (2 * math.pi / 16) / 7
