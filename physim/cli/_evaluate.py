@@ -20,6 +20,14 @@ from physim.rollout import RolloutReport, metrics
 from physim.tasks import DataNames, EvaluableTask, check_evaluable
 
 
+def data_names(file: TrajectoryFile, parameter_names: Sequence[str]) -> DataNames:
+    """What a task may be conditioned on in ``file`` (with the data module's
+    ``parameter_names``), for :meth:`physim.tasks.EvaluableTask.set_data_names`."""
+    return DataNames(
+        tuple(parameter_names), tuple(file.constant_names), tuple(file.scalar_names)
+    )
+
+
 @torch.inference_mode()
 def write_rollout_report(
     task: EvaluableTask,
@@ -80,11 +88,7 @@ def write_trajectory_report(
     """
     check_evaluable(task, "The rollout report")
     task.eval()
-    task.set_data_names(
-        DataNames(
-            tuple(parameter_names), tuple(file.constant_names), tuple(file.scalar_names)
-        )
-    )
+    task.set_data_names(data_names(file, parameter_names))
     loader = DataLoader(dataset, batch_size=batch_size)
     t_in = task.time_history
     preds, targets, baselines, first_nonfinite = [], [], [], []

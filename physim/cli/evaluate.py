@@ -22,16 +22,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from physim.tasks import AutoregressiveSurrogate
+from physim.tasks import EvaluableTask
 
 from ._config import CONFIG_DIR, log, report_user_errors
-from ._evaluate import write_rollout_report
+from ._evaluate import data_names, write_rollout_report
 from ._solver_reference import evaluate_on_solver
 
 
-def load_task(
-    ckpt_path: str | Path, map_location: str = "cpu"
-) -> AutoregressiveSurrogate:
+def load_task(ckpt_path: str | Path, map_location: str = "cpu") -> EvaluableTask:
     """Rebuild a task and its backbone from a physim checkpoint alone."""
     path = Path(ckpt_path)
     if not path.is_file():
@@ -45,6 +43,14 @@ def load_task(
             f"{path}: not a readable torch checkpoint ({error})."
         ) from error
     config = checkpoint.get("physim_config") if isinstance(checkpoint, dict) else None
+    if not config and isinstance(checkpoint, dict) and "insr" in checkpoint:
+        raise ValueError(
+            f"{path}: an INSR checkpoint holds its solved field but not the run "
+            "configuration (problem, data) needed to evaluate it; INSR's rollout "
+            "report is written at the end of its training run: see "
+            f"{path.parent.parent / 'rollout'}/metrics.json, or rerun `python "
+            "train.py +experiment=<its INSR experiment>`."
+        )
     if not config or "model" not in config:
         raise ValueError(
             f"{path}: no physim run configuration in the checkpoint (key "
@@ -98,23 +104,25 @@ def register_checkpoint_data(ckpt_path: str | None) -> None:
 
 
 def check_model_fits_data(
-    task: AutoregressiveSurrogate, datamodule: Any, cfg: DictConfig
+    task: EvaluableTask, datamodule: Any, cfg: DictConfig
 ) -> None:
-    """Run the model once on the first window of the split; refuse data it cannot
-    take (another number of spatial dimensions, an incompatible grid)."""
+    """Roll the task out one step from the first trajectory of the split (through
+    :class:`physim.tasks.EvaluableTask`, whatever the task); refuse data it cannot
+    take (another number of spatial dimensions or channels, an incompatible grid)."""
     file = datamodule.files[cfg.split]
-    if getattr(task.hparams, "conditioning", None):
-        task.set_parameter_names(datamodule.parameter_names)
     item = datamodule.rollout_dataset(cfg.split)[0]
-    history = item["trajectory"][None, : task.hparams.time_history].to(task.device)
-    params = item.get("params")
+    batch = {
+        k: v[None].to(task.device) if isinstance(v, torch.Tensor) else v
+        for k, v in item.items()
+    }
+    batch["trajectory"] = batch["trajectory"][:, : task.time_history + 1]
     try:
+        task.set_data_names(data_names(file, datamodule.parameter_names))
         with torch.inference_mode():
-            task.eval().predict_next(
-                history, None if params is None else params[None].to(task.device)
-            )
+            task.eval().rollout_batch(batch)
     except Exception as error:  # whatever the backbone raises on a foreign shape
-        trained = (task.run_config or {}).get("data", {}).get("root", "?")
+        run = getattr(task, "run_config", None) or {}
+        trained = run.get("data", {}).get("root", "?")
         raise ValueError(
             f"ckpt_path={cfg.ckpt_path}: the model (trained on {trained}) cannot run "
             f"on {file.path} ({len(file.spatial_shape)}-D, grid "
@@ -159,12 +167,13 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         # Other data than the checkpoint's, chosen on purpose (another resolution,
         # another folder): the files are used as they are, whatever made them.
         datamodule.generator = None
-    expected: dict[str, Any] = {
-        "num_channels": task.hparams.num_channels,
-        "time_history": task.hparams.time_history,
+    # The model's channels are those of its training data; its history, the task's.
+    expected = {
+        "num_channels": own.get("num_channels"),
+        "time_history": task.time_history,
     }
     for key, value in expected.items():
-        if getattr(datamodule, key) != value:
+        if value is not None and getattr(datamodule, key) != value:
             raise ValueError(
                 f"data.{key}={getattr(datamodule, key)} but the checkpoint's model was "
                 f"trained with {key}={value}; set data.{key}={value}."

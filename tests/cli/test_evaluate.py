@@ -16,10 +16,12 @@ from tests.cli.conftest import compose_train, shrink_data
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_evaluate_reproduces_the_training_report(tmp_path):
+def train_tiny(tmp_path: Path, *overrides: str) -> dict[str, float]:
+    """Train ``overrides`` for one epoch of one or two batches on shrunk data in
+    ``tmp_path / "train"`` (checkpoints in its ``checkpoints``)."""
     cfg = compose_train(
         [
-            "+experiment=ns2d",
+            *overrides,
             "logger=csv",
             "trainer.max_epochs=1",
             "++trainer.limit_train_batches=2",
@@ -30,7 +32,11 @@ def test_evaluate_reproduces_the_training_report(tmp_path):
     shrink_data(cfg, tmp_path / "data")
     with open_dict(cfg):
         cfg.callbacks.pop("progress_bar")
-    metrics = train(cfg)
+    return train(cfg)
+
+
+def test_evaluate_reproduces_the_training_report(tmp_path):
+    metrics = train_tiny(tmp_path, "+experiment=ns2d")
     checkpoint = next((tmp_path / "train" / "checkpoints").glob("epoch_*.ckpt"))
 
     eval_cfg = compose_train(
@@ -86,3 +92,36 @@ def test_foreign_checkpoint_is_rejected(tmp_path):
     done = run("scripts/evaluate.py", f"ckpt_path={path}", f"hydra.run.dir={tmp_path}")
     assert done.returncode == 1
     assert "physim_config" in done.stderr
+
+
+def test_temporal_stencil_checkpoint_reproduces_the_training_report(tmp_path):
+    # TSM has no surrogate internals (predict_next, num_channels): the CLI rebuilds
+    # it from its checkpoint and rolls it out through the EvaluableTask protocol.
+    train_tiny(tmp_path, "+experiment=kolmogorov2d_tsm")
+    checkpoint = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    done = run(
+        "scripts/evaluate.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path}"
+    )
+    assert done.returncode == 0, done.stderr
+    written = json.loads((tmp_path / "rollout" / "metrics.json").read_text())
+    trained = json.loads((tmp_path / "train" / "rollout" / "metrics.json").read_text())
+    assert written == pytest.approx(trained, rel=1e-6)
+
+
+def test_insr_checkpoint_is_refused_with_one_line(tmp_path):
+    # INSR's checkpoint holds the solved field, not the run configuration.
+    train_tiny(
+        tmp_path,
+        "+experiment=advection1d_insr",
+        "model.initial_iterations=5",
+        "model.max_iterations=1",
+        "model.num_points=64",
+    )
+    checkpoint = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    done = run(
+        "scripts/evaluate.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path}"
+    )
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "an INSR checkpoint" in lines[0], done.stderr
+    assert str(tmp_path / "train" / "rollout" / "metrics.json") in lines[0]
