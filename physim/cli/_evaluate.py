@@ -65,6 +65,19 @@ def write_rollout_report(
     )
 
 
+def rollout_seeded(
+    task: EvaluableTask, batch: dict[str, Any], seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``task.rollout_batch(batch)`` with torch's global generators seeded by ``seed``
+    and restored afterwards: a stochastic task (PDE-Refiner's sampling noise) gives
+    the same report at the end of training and from ``scripts/evaluate.py``, whatever
+    was drawn before."""
+    devices = [task.device] if task.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return task.rollout_batch(batch)
+
+
 @torch.inference_mode()
 def write_trajectory_report(
     task: EvaluableTask,
@@ -92,13 +105,14 @@ def write_trajectory_report(
     loader = DataLoader(dataset, batch_size=batch_size)
     t_in = task.time_history
     preds, targets, baselines, first_nonfinite = [], [], [], []
-    for batch in track(loader, description=f"Rollout ({attrs.get('split', '')})"):
+    batches = track(loader, description=f"Rollout ({attrs.get('split', '')})")
+    for index, batch in enumerate(batches):
         batch = {
             k: v.to(task.device) if isinstance(v, torch.Tensor) else v
             for k, v in batch.items()
         }
         trajectory = batch["trajectory"]
-        pred, nonfinite = task.rollout_batch(batch)
+        pred, nonfinite = rollout_seeded(task, batch, seed=index)
         preds.append(pred.cpu())
         targets.append(trajectory[:, t_in:].cpu())
         baselines.append(
