@@ -610,7 +610,7 @@ class PDERefiner(AutoregressiveSurrogate):
         samples = result.pred[:, finite]
         target = trajectory[finite, self.hparams.time_history :]
         threshold = self.hparams.correlation_threshold
-        dt = self.hparams.output_interval
+        dt = self.output_interval
         estimated = estimated_correlation_time(samples, threshold, dt)
         true = torch.stack(
             [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -76,7 +77,10 @@ class AutoregressiveSurrogate(
             axis (e.g. 32 for 64^2 data: 4x cheaper steps); validation, test and
             rollouts stay at the data's resolution. Only for resolution-independent
             backbones such as FNO. ``None`` trains at the data's resolution.
-        output_interval: physical time between frames (correlation time units).
+        output_interval: physical time per model step (the unit of correlation
+            times). ``None`` (the configs' default) takes the data module's
+            (frame interval x ``time_stride``) at set-up; a number must agree with
+            it, so the logged times and the rollout report share their unit.
         correlation_threshold: for the correlation time.
         scheduler_interval: ``"epoch"`` or ``"step"``.
         conditioning: names of per-trajectory data parameters (e.g. ``["L", "dt"]``)
@@ -112,7 +116,7 @@ class AutoregressiveSurrogate(
         pushforward: bool = True,
         input_noise: float = 0.0,
         train_points: int | None = None,
-        output_interval: float = 1.0,
+        output_interval: float | None = None,
         correlation_threshold: float = 0.8,
         scheduler_interval: str = "epoch",
         conditioning: Sequence[str] | None = None,
@@ -164,7 +168,10 @@ class AutoregressiveSurrogate(
         )
         self.rollout_metrics = nn.ModuleDict(
             {
-                stage: RolloutMetrics(correlation_threshold, output_interval)
+                stage: RolloutMetrics(
+                    correlation_threshold,
+                    1.0 if output_interval is None else output_interval,
+                )
                 for stage in ("val", "test")
             }
         )
@@ -193,6 +200,29 @@ class AutoregressiveSurrogate(
             self.set_parameter_names(datamodule.parameter_names)
         if self.hparams.get("conditioning_fields") and datamodule is not None:
             self.set_field_names(datamodule.constant_names, datamodule.scalar_names)
+        data_interval = getattr(datamodule, "output_interval", None)
+        if data_interval is not None:
+            self.set_output_interval(data_interval)
+
+    @property
+    def output_interval(self) -> float:
+        """Physical time per model step, the unit of the correlation times."""
+        return self.rollout_metrics["test"].output_interval
+
+    def set_output_interval(self, data_interval: float) -> None:
+        """Use the data's time per model step; raise ``ValueError`` if the
+        configured ``output_interval`` says otherwise."""
+        given = self.hparams.output_interval
+        if given is not None and not math.isclose(given, data_interval, rel_tol=1e-6):
+            raise ValueError(
+                f"model.output_interval={given:g}, but the data's model steps are "
+                f"{data_interval:g} apart (frame interval x data.time_stride); "
+                "correlation times would be in the wrong unit. Leave "
+                "model.output_interval unset (null) to take the data's, or set it to "
+                f"{data_interval:g}."
+            )
+        for stage_metrics in self.rollout_metrics.values():
+            stage_metrics.output_interval = float(data_interval)
 
     def set_parameter_names(self, names: Sequence[str]) -> None:
         """Locate the conditioning parameters among the data's ``params`` columns."""

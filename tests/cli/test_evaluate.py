@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,26 @@ def test_evaluate_reproduces_the_training_report(experiment, data, tmp_path):
     )
     written = json.loads((tmp_path / "eval" / "rollout" / "metrics.json").read_text())
     assert written["num_trajectories"] == 2
+
+
+@pytest.mark.parametrize("generator", ["as generated", "null"])
+def test_correlation_times_share_the_data_time_unit(generator, tmp_path):
+    # Burgers frames are 0.02 apart: the logged correlation time is in the report's
+    # unit (physical time), also when the generator settings are left out (before:
+    # 1.0 per step there, i.e. in steps, 50x the report's).
+    metrics = train_tiny(tmp_path, "+experiment=burgers1d")
+    if generator == "null":  # the same files, read as they are
+        shutil.copytree(tmp_path / "data", tmp_path / "as_is" / "data")
+        overrides = ["+experiment=burgers1d", "data.generator=null"]
+        metrics = train_tiny(tmp_path / "as_is", *overrides)
+    assert metrics["test/rollout_corr_time"] == pytest.approx(
+        metrics["report/correlation_time_mean"], rel=1e-5
+    )
+
+
+def test_a_configured_output_interval_must_match_the_data(tmp_path):
+    with pytest.raises(ValueError, match=r"model.output_interval=1, but the data's"):
+        train_tiny(tmp_path, "+experiment=burgers1d", "model.output_interval=1.0")
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
