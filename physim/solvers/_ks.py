@@ -42,7 +42,8 @@ class KuramotoSivashinsky1D(Convection1D):
     mean is conserved exactly. (The grid, de-aliasing and stepping are
     :class:`~physim.solvers.SpectralPDE1D`'s.)
 
-    Time: ETDRK4 (Cox & Matthews) with contour-integral phi functions by default;
+    Time: ETDRK4 (Cox & Matthews) by default (its phi functions of KS's real ``L`` by
+    series and recurrences: :func:`~physim.solvers.phi_functions`);
     fourth order, four nonlinear evaluations (ten real FFTs of length ``N`` with the
     two of the physical state) per step. ``scheme=`` takes any scheme of
     :mod:`physim.solvers.schemes` (e.g. ``IMEXCrankNicolsonHeun``, second order with
@@ -76,7 +77,8 @@ class KuramotoSivashinsky1D(Convection1D):
         dealias: apply the 2/3 rule to the nonlinear term.
         error_estimate: return a step-doubling error estimate from :meth:`step`.
         contour_points: points of the phi-function contour integral of the default
-            scheme.
+            scheme (used with ``phi_method="contour"``; KS's real ``L`` takes the
+            series by default; kept in :meth:`parameters`, the fingerprint keys).
         scheme: the time scheme (a class of :mod:`physim.solvers.schemes` or a
             ``functools.partial`` of one); default ETDRK4 with ``contour_points``.
         dtype: ``float32`` or ``float64`` (or their names).

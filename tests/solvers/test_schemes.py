@@ -74,6 +74,47 @@ def test_phi_functions_match_taylor_series_for_small_arguments():
     assert abs(float(phi_direct(small, 3)) - 1 / 6) > 1e-3
 
 
+def phi_mpmath(z: float, k: int) -> float:
+    """phi_k(z) in 50-digit arithmetic (mpmath): the reference of both methods."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(50):
+        x = mpmath.mpf(z)
+        if abs(x) < 50:
+            value = mpmath.nsum(
+                lambda j: x**j / mpmath.factorial(j + k), [0, mpmath.inf]
+            )
+        else:
+            head = sum(x**j / mpmath.factorial(j) for j in range(k))
+            value = (mpmath.exp(x) - head) / x**k
+        return float(value)
+
+
+@pytest.mark.parametrize("method", ["series", "contour"])
+def test_real_phi_functions_match_high_precision_values(method):
+    # Both sides of the series' switch at |z| = 1, tiny, huge and positive arguments
+    # (KS has growing modes, L > 0).
+    values = [0.0, 1e-300, -1e-8, 3e-5, -0.5, 0.999999, -0.999999, 1.0, -1.0]
+    values += [1.000001, -1.000001, 2.5, -3.7, 10.0, -49.0, -100.0, -1e4, -1e7, 30.0]
+    z = torch.tensor(values, dtype=torch.float64)
+    bound = {"series": 1e-15, "contour": 3e-14}[method]
+    for k, phi in enumerate(phi_functions(z, 3, method=method), start=1):
+        assert phi.dtype == torch.float64
+        expected = torch.tensor([phi_mpmath(v, k) for v in values], dtype=torch.float64)
+        torch.testing.assert_close(phi, expected, rtol=bound, atol=0)
+    # Not vacuous: the upward recurrence alone (the series' |z| >= 1 branch) has lost
+    # six digits of phi_3 at z = 1e-3, where the series branch takes over.
+    small = torch.tensor(1e-3, dtype=torch.float64)
+    upward = ((torch.expm1(small) / small - 1.0) / small - 0.5) / small
+    assert abs(float(upward) / phi_mpmath(1e-3, 3) - 1) > 1e-12
+
+
+def test_phi_method_is_checked():
+    with pytest.raises(ValueError, match="method must be"):
+        phi_functions(torch.ones(3, dtype=torch.float64), 2, method="pade")
+    with pytest.raises(ValueError, match="needs a real z"):
+        phi_functions(torch.ones(3, dtype=torch.complex128), 2, method="series")
+
+
 # --------------------------------------------------------------------- ETDRK4
 def test_etdrk4_is_exact_for_a_linear_forced_problem():
     # dy/dt = L y + c (constant forcing): ETDRK4 integrates it exactly for any dt,
