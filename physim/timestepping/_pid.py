@@ -105,6 +105,15 @@ class PIDController:
     rule). After ``max_rejections`` rejections in a row :class:`StepRejectedError`
     names the time and the last ``dt``.
 
+    Step-size grid (``dt_grid_ratio = r``, off by default): every proposed step is
+    rounded *down* to ``anchor * r^-n`` (``anchor`` = ``dt_max``, or 1 if that is
+    infinite), so the step sizes repeat exactly and a scheme's per-``dt`` coefficients
+    (ETDRK4's phi functions; step doubling's ``dt / 2`` too) come from its cache
+    instead of being rebuilt for every new ``dt``. Rounding down keeps the error
+    control (a step is only ever smaller than PI's); it costs about ``(r - 1) / 2``
+    more steps. ``r = 2 ** (1 / 8)`` is a good value; ``scripts/bench/bench_phi.py``
+    measures it.
+
     Choices: the error history is that of accepted steps only (as in Hairer's codes and
     diffrax); accepted steps may shrink (diffrax never shrinks an accepted step,
     Hairer's codes do). The tolerances apply to the stepper's state: for a spectral
@@ -131,6 +140,8 @@ class PIDController:
         factor_max: largest factor per step, > 1.
         dt_max: largest step.
         max_rejections: rejections in a row before giving up, >= 1.
+        dt_grid_ratio: round steps down to a geometric grid of this ratio (> 1);
+            ``None`` (default) keeps PI's steps as they are.
 
     Raises:
         ValueError: for a tolerance <= 0 or another out-of-range setting (names it);
@@ -156,6 +167,7 @@ class PIDController:
         factor_max: float = 10.0,
         dt_max: float = math.inf,
         max_rejections: int = 10,
+        dt_grid_ratio: float | None = None,
     ) -> None:
         for name, value in (("rtol", rtol), ("atol", atol)):
             if not (math.isfinite(value) and value > 0):
@@ -172,6 +184,12 @@ class PIDController:
             ("factor_min", factor_min, 0 < factor_min < 1, "in (0, 1)"),
             ("factor_max", factor_max, 1 < factor_max < math.inf, "> 1 and finite"),
             ("dt_max", dt_max, dt_max > 0, "> 0"),
+            (
+                "dt_grid_ratio",
+                dt_grid_ratio,
+                dt_grid_ratio is None or 1 < dt_grid_ratio < math.inf,
+                "> 1 and finite (or None)",
+            ),
         ]
         for name, value, valid, bound in checks:
             if not valid:
@@ -197,6 +215,7 @@ class PIDController:
         self.factor_max = float(factor_max)
         self.dt_max = float(dt_max)
         self.max_rejections = int(max_rejections)
+        self.dt_grid_ratio = None if dt_grid_ratio is None else float(dt_grid_ratio)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -258,7 +277,7 @@ class PIDController:
         self.error_exponent(stepper)  # fails early for a stepper without `order`
         self.check_precision(y0.dtype)
         dt = self._first_step(stepper, t0, y0) if dt0 is None else float(dt0)
-        return min(dt, self.dt_max), PIDState()
+        return self.on_grid(min(dt, self.dt_max)), PIDState()
 
     def propose(
         self, t: float, dt: float, err: float, k: int, state: PIDState
@@ -306,10 +325,21 @@ class PIDController:
         )
 
     def next_step(self, dt: float, proposal: Proposal, factor: float) -> float:
-        """``dt * factor``, capped at ``dt_max`` after an accepted step."""
+        """``dt * factor``, capped at ``dt_max`` after an accepted step (and rounded
+        down to the step-size grid, if there is one)."""
         if proposal.accept:
-            return min(dt * factor, self.dt_max)
-        return dt * factor
+            return self.on_grid(min(dt * factor, self.dt_max))
+        return self.on_grid(dt * factor)
+
+    def on_grid(self, dt: float) -> float:
+        """The largest ``anchor * dt_grid_ratio^-n <= dt`` (``dt`` without a grid)."""
+        ratio = self.dt_grid_ratio
+        if ratio is None or not (math.isfinite(dt) and dt > 0):
+            return dt
+        anchor = self.dt_max if math.isfinite(self.dt_max) else 1.0
+        # The same n gives the same float, so a scheme's cache sees repeated steps.
+        n = math.ceil(math.log(anchor / dt) / math.log(ratio) - 1e-9)
+        return anchor * ratio**-n
 
     def adapt(
         self,
@@ -333,5 +363,11 @@ class PIDController:
             f"PIDController(rtol={self.rtol}, atol={self.atol}, pcoeff={self.pcoeff}, "
             f"icoeff={self.icoeff}, dcoeff={self.dcoeff}, safety={self.safety}, "
             f"factor_min={self.factor_min}, factor_max={self.factor_max}, "
-            f"dt_max={self.dt_max}, max_rejections={self.max_rejections})"
+            f"dt_max={self.dt_max}, max_rejections={self.max_rejections}"
+            + (
+                ""
+                if self.dt_grid_ratio is None
+                else f", dt_grid_ratio={self.dt_grid_ratio}"
+            )
+            + ")"
         )

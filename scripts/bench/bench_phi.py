@@ -8,6 +8,9 @@ for a real ``L``) against Kassam & Trefethen's contour integral, side by side.
    shock formation to t = 0.5, batch 1 and 16): wall time of each method, their
    ratio, steps, and how far the two final states are apart (round-off of the
    coefficients, grown by the dynamics).
+3. The same runs (series) with the PI controller's step-size grid
+   (``dt_grid_ratio = 2 ** (1 / 8)``) against without: wall time, attempted steps,
+   coefficient builds and the error against a float64 reference (constant step).
 
 Run: ``OMP_NUM_THREADS=1 python scripts/bench/bench_phi.py``. The two methods
 alternate within each repeat and the median is reported, so a shared machine's load
@@ -27,7 +30,7 @@ import torch
 
 from physim.solvers import Burgers1D, KuramotoSivashinsky1D
 from physim.solvers.schemes import ETDRK4
-from physim.timestepping import PIDController, integrate
+from physim.timestepping import ConstantStep, PIDController, integrate
 
 METHODS = ("contour", "auto")
 REPEATS = 5
@@ -91,18 +94,63 @@ def build_times() -> None:
         print(f"| {pde} | {c:.0f} | {s:.0f} | {c / s:.2f}x | {step:.0f} |")
 
 
-def adaptive_run(pde: str, method: str, batch: int, t1: float) -> dict[str, Any]:
-    """Median wall time, final state and attempted steps of one adaptive run."""
-    stepper = solver(pde, method)
-    y0 = stepper.encode(initial(pde, batch))
+def adaptive_run(
+    pde: str, method: str, batch: int, t1: float, grid: float | None = None
+) -> dict[str, Any]:
+    """Median wall time, final state, attempted steps and coefficient builds of one
+    adaptive run."""
+    y0 = solver(pde, method).encode(initial(pde, batch))
     out: dict[str, Any] = {}
+    builds = [0]
+    build = ETDRK4.build
+
+    def counted(scheme: ETDRK4, dt: float) -> Any:
+        builds[0] += 1
+        return build(scheme, dt)
 
     def run() -> None:
-        sol = integrate(stepper, PIDController(1e-6, 1e-6), y0, 0.0, t1)
+        builds[0] = 0
+        controller = PIDController(1e-6, 1e-6, dt_grid_ratio=grid)
+        stepper = solver(pde, method)  # a fresh coefficient cache, as a new run has
+        sol = integrate(stepper, controller, y0, 0.0, t1)
         out["final"], out["steps"] = sol.ys, sol.stats["n_steps"]
+        out["builds"] = builds[0]
 
-    out["seconds"] = median_seconds(run, 1)
+    ETDRK4.build = counted
+    try:
+        out["seconds"] = median_seconds(run, 1)
+    finally:
+        ETDRK4.build = build
     return out
+
+
+def reference(pde: str, batch: int, t1: float) -> torch.Tensor:
+    stepper = solver(pde, "auto", error_estimate=False)
+    y0 = stepper.encode(initial(pde, batch))
+    return integrate(stepper, ConstantStep(1e-3), y0, 0.0, t1).ys
+
+
+def grid_runs() -> None:
+    print("\n3. PI step-size grid (ratio 2^(1/8)) vs none, series, rtol = atol = 1e-6")
+    print(
+        "| run | batch | seconds: none / grid | speed-up | attempted steps | "
+        "coefficient builds | max error vs reference: none / grid |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for pde, t1 in (("ks", 20.0), ("burgers", 0.5)):
+        for batch in (1, 16):
+            a, b = (
+                adaptive_run(pde, "auto", batch, t1, grid)
+                for grid in (None, 2 ** (1 / 8))
+            )
+            ref = reference(pde, batch, t1)
+            errors = [float((r["final"] - ref).abs().max()) for r in (a, b)]
+            print(
+                f"| {pde} to t = {t1:g} | {batch} | {a['seconds']:.3f} / "
+                f"{b['seconds']:.3f} | {a['seconds'] / b['seconds']:.2f}x | "
+                f"{a['steps']} / {b['steps']} | {a['builds']} / {b['builds']} | "
+                f"{errors[0]:.1e} / {errors[1]:.1e} |"
+            )
 
 
 def adaptive_runs() -> None:
@@ -127,6 +175,7 @@ def main() -> None:
     torch.set_num_threads(1)
     build_times()
     adaptive_runs()
+    grid_runs()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from physim.solvers import Burgers1D, burgers_sine_solution
+from physim.solvers import Burgers1D, KuramotoSivashinsky1D, burgers_sine_solution
 from physim.timestepping import (
     ConstantStep,
     PIDController,
@@ -136,6 +136,8 @@ def test_tolerance_below_round_off_is_refused_before_any_step():
         {"safety": 1.0},
         {"factor_max": 0.5},
         {"max_rejections": 0},
+        {"dt_grid_ratio": 1.0},
+        {"dt_grid_ratio": math.inf},
     ],
 )
 def test_bad_settings_raise_at_construction(kwargs):
@@ -172,6 +174,48 @@ def test_burgers_error_tracks_tolerance_with_fewer_steps_than_constant():
         steps = solution.stats["n_steps"]
         constant = integrate(fixed, ConstantStep(t1 / steps), u0, 0.0, t1)
         assert error(constant.ys) > achieved, (tol, steps)
+
+
+def test_step_grid_rounds_down_to_repeatable_values():
+    ratio = 2 ** (1 / 8)
+    controller = PIDController(dt_max=0.5, dt_grid_ratio=ratio)
+    for dt in [0.5, 0.4999, 0.3, 0.01234, 1e-5]:
+        on_grid = controller.on_grid(dt)
+        n = round(math.log(0.5 / on_grid) / math.log(ratio))
+        assert on_grid == 0.5 * ratio**-n  # the same float every time
+        assert on_grid <= dt < on_grid * ratio * (1 + 1e-12)
+        assert controller.on_grid(on_grid) == on_grid
+    assert PIDController().on_grid(0.01234) == 0.01234  # no grid: unchanged
+    assert (
+        PIDController(dt_grid_ratio=2.0).on_grid(3.0) == 2.0
+    )  # anchor 1 without dt_max
+
+
+def test_step_grid_reuses_coefficients_and_keeps_the_error():
+    """KS (the step size wanders): on the grid the ETDRK4 coefficients are built less
+    than once per attempted step (without it, twice per step: dt and the doubling's
+    dt / 2), and the error against a fine constant step stays as small."""
+    t1, tol = 20.0, 1e-6
+    x = torch.arange(256, dtype=torch.float64) / 256
+    u0 = (torch.cos(2 * math.pi * x) + 0.5 * torch.sin(4 * math.pi * x))[None, None]
+    fine = KuramotoSivashinsky1D(256, 64.0, dtype="float64")
+    reference = integrate(fine, ConstantStep(0.01), fine.encode(u0), 0.0, t1).ys
+    results = {}
+    for ratio in (None, 2 ** (1 / 8)):
+        pde = KuramotoSivashinsky1D(256, 64.0, error_estimate=True, dtype="float64")
+        builds = []
+        scheme = pde.scheme.scheme  # StepDoubling(ETDRK4)
+        build = scheme.build
+        scheme.build = lambda dt, b=build, log=builds: log.append(dt) or b(dt)
+        controller = PIDController(rtol=tol, atol=tol, dt_grid_ratio=ratio)
+        solution = integrate(pde, controller, pde.encode(u0), 0.0, t1)
+        error = float((solution.ys - reference).abs().max())
+        results[ratio] = (len(builds), solution.stats["n_steps"], error)
+    (plain_builds, plain_steps, plain_error), (builds, steps, error) = results.values()
+    assert plain_builds >= 2 * plain_steps  # the cost the grid removes
+    assert builds < steps and builds < plain_builds / 2
+    assert steps <= 1.25 * plain_steps
+    assert error <= 2 * plain_error
 
 
 def cole_hopf(x, t, viscosity, waves, length=2 * math.pi, fine=4096):
