@@ -57,6 +57,7 @@ class FNO(neuralop.models.FNO, name="physim_fno"):
             **kwargs,
         )
         self.cond_dim = cond_dim
+        self.input_channels = in_channels  # neuralop's in_channels adds cond_dim
 
     def forward(self, x: Tensor, cond: Tensor | None = None, **kwargs: Any) -> Tensor:
         """``(B, in_channels, *space)`` [and ``cond (B, cond_dim)``] -> output."""

@@ -169,6 +169,7 @@ class SineNet(UShapedBackbone):
             cond_dim=cond_dim,
             cond_mode=cond_mode,
         )
+        self.input_channels = in_channels  # the field and conditioning-field inputs
         self.num_levels = num_levels
         self.disentangle = disentangle
 

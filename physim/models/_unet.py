@@ -206,6 +206,7 @@ class UNet(UShapedBackbone):
         def block(cin: int, cout: int) -> ResidualBlock:
             return ResidualBlock(cin, cout, self.options, pdearena_init=pdearena_init)
 
+        self.input_channels = in_channels  # the field and conditioning-field inputs
         self.lift = self.options.conv(in_channels, hidden_channels)
         width, skips = hidden_channels, [hidden_channels]
         self.down_blocks = nn.ModuleList()

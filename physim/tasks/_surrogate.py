@@ -548,6 +548,24 @@ class AutoregressiveSurrogate(
                     f"scalars {list(scalar_names)}; condition on those or none."
                 )
         self.field_columns = columns
+        self.check_input_channels()
+
+    def check_input_channels(self) -> None:
+        """Raise ``ValueError`` unless a backbone that declares ``input_channels``
+        takes the history and the conditioning fields' channels."""
+        actual = getattr(self.net, "input_channels", None)
+        t_in, channels = self.hparams.time_history, self.hparams.num_channels
+        expected = t_in * channels + self.conditioning_channels
+        if actual is None or actual == expected:
+            return
+        raise ValueError(
+            f"model.net.in_channels={actual}, but the model feeds {expected}: "
+            f"{t_in} history frame(s) x {channels} channel(s) + "
+            f"{self.conditioning_channels} for conditioning_fields "
+            f"{list(self.hparams.get('conditioning_fields') or [])} (one per "
+            f"constant field, {t_in} per time-varying scalar); set "
+            f"model.net.in_channels={expected}."
+        )
 
     def _set_field_statistics(self, stats: dict[str, Any]) -> None:
         for i, name in enumerate(self.hparams.get("conditioning_fields") or []):

@@ -15,6 +15,7 @@ from physim.data import (
     write_trajectories,
 )
 from physim.data.readers import ExternalSource, to_physim
+from physim.models import FNO
 from physim.tasks import AutoregressiveSurrogate
 from tests.helpers.external import write_the_well
 
@@ -147,6 +148,28 @@ def test_unknown_conditioning_field_is_named(tmp_path, well_data):
         ValueError, match=r"'density'.*constant fields are \['obstacle'"
     ):
         task.set_field_names(dm.constant_names, dm.scalar_names)
+
+
+def test_backbone_input_channels_must_count_the_conditioning_fields(
+    tmp_path, well_data
+):
+    data, _ = well_data
+    dm = datamodule(tmp_path, external=ExternalSource(data))
+    t_in = dm.time_history
+    names = ["obstacle", "forcing"]  # a constant field (1) and a scalar (t_in)
+
+    def task(in_channels):
+        net = FNO(in_channels, CHANNELS, n_modes=[4, 2], hidden_channels=8)
+        return AutoregressiveSurrogate(
+            net, torch.optim.Adam, num_channels=CHANNELS, time_history=t_in,
+            conditioning_fields=names,
+        )  # fmt: skip
+
+    forgotten = task(t_in * CHANNELS)  # in_channels left at the history's
+    expected = t_in * CHANNELS + 1 + t_in
+    with pytest.raises(ValueError, match=rf"set model.net.in_channels={expected}\."):
+        forgotten.set_field_names(dm.constant_names, dm.scalar_names)
+    task(expected).set_field_names(dm.constant_names, dm.scalar_names)
 
 
 def test_format_stores_them_as_named_xarray_variables(tmp_path):
