@@ -214,3 +214,19 @@ def test_kolmogorov_frame_interval_is_the_coarse_courant_step(tmp_path):
         ["data=kolmogorov2d", "data.generator.store_points=16"], tmp_path
     ).data.generator
     assert generator.output_interval == 0.5 * (2 * math.pi / 16) / 7
+
+
+def test_pid_step_grid_is_a_setting_of_the_data(tmp_path):
+    # Off by default without touching the fingerprint of existing data; set, it is
+    # the controller's and a different dataset.
+    def generator(*overrides):
+        cfg = compose_generate(["data=burgers1d", *overrides], tmp_path)
+        return instantiate(cfg.data.generator)
+
+    plain = generator()
+    assert plain.controller.dt_grid_ratio is None
+    assert "dt_grid_ratio" not in repr(plain.controller)
+    gridded = generator("data.generator.controller.dt_grid_ratio=1.0905")
+    assert gridded.controller.dt_grid_ratio == 1.0905
+    assert gridded.fingerprint != plain.fingerprint
+    assert gridded.attributes()["controller_dt_grid_ratio"] == 1.0905
