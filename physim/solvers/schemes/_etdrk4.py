@@ -63,7 +63,7 @@ class ETDRK4(SemiLinearScheme):
         contour_points: points of the phi-function contour integral (>= 8).
         cache_size: how many ``dt``'s coefficients are kept.
         phi_method: :func:`phi_functions`' ``method``; ``"auto"`` (series for a real
-            ``L``, 4x faster coefficients, which an adaptive step size rebuilds for
+            ``L``, ~3x faster coefficients, which an adaptive step size rebuilds for
             every new ``dt``) or ``"contour"`` (Kassam & Trefethen's for any ``L``).
 
     References:

@@ -44,17 +44,18 @@ def phi_functions(
     radius: float = 1.0,
     method: str = "auto",
 ) -> list[Tensor]:
-    """``[phi_1(z), ..., phi_max_order(z)]`` by the Kassam-Trefethen contour integral.
+    """``[phi_1(z), ..., phi_max_order(z)]``: series for a real ``z``, else the
+    Kassam-Trefethen contour integral (``method``).
 
-    Each value is the mean of the direct formula at ``contour_points`` points
-    ``z + radius e^{i theta_j}``, ``theta_j = 2 pi (j + 1/2) / M`` (the half offset
-    keeps the points off the real axis, so ``z = -radius`` never hits 0). Computed in
-    complex128; a real ``z`` gives real results (the imaginary round-off of the
-    symmetric contour is dropped).
-
-    Accuracy: about 1e-15 relative for ``|z| <~ 10`` and every ``|z|`` on the negative
-    real axis (the trapezoidal rule on a circle converges geometrically for entire
-    functions; 32 points leave it at round-off).
+    Contour: each value is the mean of the direct formula at ``contour_points``
+    points ``z + radius e^{i theta_j}``, ``theta_j = 2 pi (j + 1/2) / M`` (the half
+    offset keeps the points off the real axis, so ``z = -radius`` never hits 0).
+    Computed in complex128; a real ``z`` gives real results (the imaginary round-off
+    of the symmetric contour is dropped). Accuracy: about 1e-15 relative for
+    ``|z| <~ 10`` and every ``|z|`` on the negative real axis (the trapezoidal rule on
+    a circle converges geometrically for entire functions; 32 points leave it at
+    round-off). Series (real ``z``): within 4e-16 of 50-digit values over
+    ``[-1e7, 30]``.
 
     Args:
         z: the arguments, any shape, real or complex.
@@ -62,7 +63,7 @@ def phi_functions(
         contour_points: points ``M`` on the circle (>= 8).
         radius: circle radius (1 as in Kassam & Trefethen).
         method: ``"contour"``, ``"series"`` (real ``z`` only: series and
-            recurrences, see the module docstring; ~1e-15 relative, 5-10x faster),
+            recurrences, see the module docstring; ~1e-15 relative, ~4x faster),
             or ``"auto"``: ``"series"`` for real ``z``, else ``"contour"``.
 
     Returns:
