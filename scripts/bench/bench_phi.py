@@ -33,6 +33,12 @@ from physim.solvers.schemes import ETDRK4
 from physim.timestepping import ConstantStep, PIDController, integrate
 
 METHODS = ("contour", "auto")
+#: The adaptive runs: (PDE, end time, batch).
+RUNS = [
+    (pde, t1, batch)
+    for pde, t1 in (("ks", 20.0), ("burgers", 0.5))
+    for batch in (1, 16)
+]
 REPEATS = 5
 
 
@@ -137,20 +143,18 @@ def grid_runs() -> None:
         "coefficient builds | max error vs reference: none / grid |"
     )
     print("|---|---|---|---|---|---|---|")
-    for pde, t1 in (("ks", 20.0), ("burgers", 0.5)):
-        for batch in (1, 16):
-            a, b = (
-                adaptive_run(pde, "auto", batch, t1, grid)
-                for grid in (None, 2 ** (1 / 8))
-            )
-            ref = reference(pde, batch, t1)
-            errors = [float((r["final"] - ref).abs().max()) for r in (a, b)]
-            print(
-                f"| {pde} to t = {t1:g} | {batch} | {a['seconds']:.3f} / "
-                f"{b['seconds']:.3f} | {a['seconds'] / b['seconds']:.2f}x | "
-                f"{a['steps']} / {b['steps']} | {a['builds']} / {b['builds']} | "
-                f"{errors[0]:.1e} / {errors[1]:.1e} |"
-            )
+    for pde, t1, batch in RUNS:
+        a, b = (
+            adaptive_run(pde, "auto", batch, t1, grid) for grid in (None, 2 ** (1 / 8))
+        )
+        ref = reference(pde, batch, t1)
+        errors = [float((r["final"] - ref).abs().max()) for r in (a, b)]
+        print(
+            f"| {pde} to t = {t1:g} | {batch} | {a['seconds']:.3f} / "
+            f"{b['seconds']:.3f} | {a['seconds'] / b['seconds']:.2f}x | "
+            f"{a['steps']} / {b['steps']} | {a['builds']} / {b['builds']} | "
+            f"{errors[0]:.1e} / {errors[1]:.1e} |"
+        )
 
 
 def adaptive_runs() -> None:
@@ -160,15 +164,14 @@ def adaptive_runs() -> None:
         "max rel. difference of the final states |"
     )
     print("|---|---|---|---|---|---|---|")
-    for pde, t1 in (("ks", 20.0), ("burgers", 0.5)):
-        for batch in (1, 16):
-            a, b = (adaptive_run(pde, method, batch, t1) for method in METHODS)
-            diff = (a["final"] - b["final"]).abs().max() / a["final"].abs().max()
-            c, s = a["seconds"], b["seconds"]
-            print(
-                f"| {pde} to t = {t1:g} | {batch} | {c:.3f} | {s:.3f} | {c / s:.2f}x | "
-                f"{a['steps']} / {b['steps']} | {float(diff):.1e} |"
-            )
+    for pde, t1, batch in RUNS:
+        a, b = (adaptive_run(pde, method, batch, t1) for method in METHODS)
+        diff = (a["final"] - b["final"]).abs().max() / a["final"].abs().max()
+        c, s = a["seconds"], b["seconds"]
+        print(
+            f"| {pde} to t = {t1:g} | {batch} | {c:.3f} | {s:.3f} | {c / s:.2f}x | "
+            f"{a['steps']} / {b['steps']} | {float(diff):.1e} |"
+        )
 
 
 def main() -> None:
