@@ -337,7 +337,9 @@ class PIDController:
         if ratio is None or not (math.isfinite(dt) and dt > 0):
             return dt
         anchor = self.dt_max if math.isfinite(self.dt_max) else 1.0
-        # The same n gives the same float, so a scheme's cache sees repeated steps.
+        # The same n gives the same float, so a scheme's cache sees repeated steps;
+        # the 1e-9 keeps a grid value on itself despite the logs' round-off (a dt
+        # within 1e-10 relative below a grid value may round up to it).
         n = math.ceil(math.log(anchor / dt) / math.log(ratio) - 1e-9)
         return anchor * ratio**-n
 
